@@ -1,0 +1,35 @@
+/* redshift_fdw install script, version 0.1.0 */
+
+-- complain if script is sourced in psql, rather than via CREATE EXTENSION
+\echo Use "CREATE EXTENSION redshift_fdw" to load this file. \quit
+
+-- Everything lives in schema redshift_fdw.  As pg_cron does, the control
+-- file names pg_catalog and this script creates the schema, so that the
+-- schema is a member of the extension and DROP EXTENSION removes it.  Every
+-- object below is schema-qualified.
+CREATE SCHEMA redshift_fdw;
+GRANT USAGE ON SCHEMA redshift_fdw TO PUBLIC;
+
+CREATE FUNCTION redshift_fdw.redshift_fdw_handler()
+RETURNS fdw_handler
+AS 'MODULE_PATHNAME'
+LANGUAGE C STRICT;
+
+CREATE FUNCTION redshift_fdw.redshift_fdw_validator(text[], oid)
+RETURNS void
+AS 'MODULE_PATHNAME'
+LANGUAGE C STRICT;
+
+CREATE FOREIGN DATA WRAPPER redshift_fdw
+  HANDLER redshift_fdw.redshift_fdw_handler
+  VALIDATOR redshift_fdw.redshift_fdw_validator;
+
+COMMENT ON FOREIGN DATA WRAPPER redshift_fdw IS
+  'Amazon Redshift foreign-data wrapper';
+
+-- The version of the loaded shared library, so a mismatch between the SQL
+-- objects and the installed module is visible.
+CREATE FUNCTION redshift_fdw.library_version()
+RETURNS text
+AS 'MODULE_PATHNAME', 'redshift_fdw_library_version'
+LANGUAGE C STRICT IMMUTABLE;

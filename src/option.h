@@ -1,0 +1,14 @@
+/*
+ * option.h
+ *		Validation of options given to the wrapper, servers, user mappings,
+ *		foreign tables and their columns.
+ */
+#ifndef REDSHIFT_FDW_OPTION_H
+#define REDSHIFT_FDW_OPTION_H
+
+#include "postgres.h"
+#include "nodes/pg_list.h"
+
+extern void redshift_validate_options(List *options, Oid catalog);
+
+#endif /* REDSHIFT_FDW_OPTION_H */

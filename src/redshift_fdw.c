@@ -1,0 +1,87 @@
+/*
+ * redshift_fdw.c
+ *		Entry points of the redshift_fdw extension: module initialisation,
+ *		the foreign-data wrapper handler and validator.
+ *
+ * The planner and executor callbacks live in their own files as the read
+ * path grows; this file only wires them into the FdwRoutine.
+ */
+#include "postgres.h"
+
+#include "access/reloptions.h"
+#include "fmgr.h"
+#include "foreign/fdwapi.h"
+#include "nodes/pathnodes.h"
+#include "utils/builtins.h"
+
+#include "redshift_fdw.h"
+#include "option.h"
+
+PG_MODULE_MAGIC;
+
+PG_FUNCTION_INFO_V1(redshift_fdw_handler);
+PG_FUNCTION_INFO_V1(redshift_fdw_validator);
+PG_FUNCTION_INFO_V1(redshift_fdw_library_version);
+
+/*
+ * Module load.  Nothing is registered yet; the scheduler's background
+ * workers are registered here when the library is preloaded.
+ */
+void
+_PG_init(void)
+{
+}
+
+/*
+ * Size estimation is the first callback the planner makes for a foreign
+ * relation.  Until the read path exists, say so plainly instead of letting
+ * the planner reach callbacks that do not exist.
+ */
+static void
+redshift_get_foreign_rel_size(PlannerInfo *root, RelOptInfo *baserel,
+							  Oid foreigntableid)
+{
+	ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					errmsg("redshift_fdw %s cannot scan foreign tables yet",
+						   REDSHIFT_FDW_VERSION),
+					errhint("Upgrade redshift_fdw to a version with the read "
+							"path.")));
+}
+
+/*
+ * The FDW handler: returns the callbacks of this wrapper.
+ */
+Datum
+redshift_fdw_handler(PG_FUNCTION_ARGS)
+{
+	FdwRoutine *routine = makeNode(FdwRoutine);
+
+	routine->GetForeignRelSize = redshift_get_foreign_rel_size;
+
+	PG_RETURN_POINTER(routine);
+}
+
+/*
+ * The FDW validator: checks the options of CREATE/ALTER FOREIGN DATA
+ * WRAPPER, SERVER, USER MAPPING and FOREIGN TABLE.
+ */
+Datum
+redshift_fdw_validator(PG_FUNCTION_ARGS)
+{
+	List *options = untransformRelOptions(PG_GETARG_DATUM(0));
+	Oid catalog = PG_GETARG_OID(1);
+
+	redshift_validate_options(options, catalog);
+
+	PG_RETURN_VOID();
+}
+
+/*
+ * The version compiled into the shared library, so that a mismatch with
+ * the installed SQL objects can be seen.
+ */
+Datum
+redshift_fdw_library_version(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TEXT_P(cstring_to_text(REDSHIFT_FDW_VERSION));
+}

@@ -1,0 +1,1136 @@
+"""COPY ... FROM 's3://...' and UNLOAD for the Redshift simulator.
+
+Both statements read or write the local S3 endpoint through boto3 with the
+credentials written in the statement, so the endpoint's SigV4 gate decides,
+as AWS would, whether they are good.  COPY parses the staged files the way
+Redshift does (CSV, delimited text, JSON 'auto'; GZIP/BZIP2; MANIFEST; NULL
+AS, EMPTYASNULL, BLANKSASNULL, TRUNCATECOLUMNS, ACCEPTINVCHARS, MAXERROR,
+IGNOREHEADER, the 4 MB row limit), then streams the rows into the client's
+own backend session with PostgreSQL's COPY FROM STDIN, inside a savepoint
+of the client's transaction (or a transaction of its own), so the load is
+atomic and rolls back with the client.  Rejected rows are written to
+stl_load_errors on a separate connection, so they survive that rollback.
+"""
+
+import array
+import bz2
+import csv
+import gzip
+import io
+import json
+import re
+import tempfile
+
+import boto3
+import botocore.config
+import botocore.exceptions
+
+import pgwire
+import sqlscan
+from sqlscan import SimError, raise_sql
+
+MAX_ROW_BYTES = 4 * 1024 * 1024
+CHUNK = 256 * 1024
+csv.field_size_limit(64 * 1024 * 1024)
+
+
+def load_iam_roles(path):
+    """IAM roles the simulated cluster may assume: {arn: credentials,
+    "default": arn}."""
+    if not path:
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
+# --------------------------------------------------------------------------
+# Statement parsing
+
+
+class Options:
+    """The parsed tail of a COPY or UNLOAD statement."""
+
+    def __init__(self):
+        self.auth = []            # authorization clauses seen
+        self.access_key = self.secret_key = self.token = None
+        self.iam_role = None
+        self.format = "text"
+        self.quote = '"'
+        self.json_mode = None
+        self.delimiter = None
+        self.compression = None
+        self.manifest = False
+        self.verbose = False
+        self.region = None
+        self.null_as = None
+        self.emptyasnull = self.blanksasnull = False
+        self.truncate = False
+        self.acceptinvchars = None
+        self.maxerror = 0
+        self.ignoreheader = 0
+        self.fillrecord = False
+        self.header = self.addquotes = self.escape = False
+        self.overwrite = self.cleanpath = False
+        self.parallel = True
+        self.maxfilesize = 6.2 * 1024 ** 3
+        self.extension = None
+
+
+class Words:
+    """A cursor over the significant tokens of a statement."""
+
+    def __init__(self, words, pos=0):
+        self.words = [w for w in words if w.text != ";"]
+        self.pos = pos
+
+    def peek(self):
+        return self.words[self.pos] if self.pos < len(self.words) else None
+
+    def peek_upper(self):
+        tok = self.peek()
+        return tok.upper if tok is not None else None
+
+    def next(self):
+        tok = self.peek()
+        if tok is None:
+            raise SimError("42601", "syntax error at end of input")
+        self.pos += 1
+        return tok
+
+    def accept(self, *uppers):
+        if self.peek_upper() in uppers:
+            return self.next()
+        return None
+
+    def string(self):
+        self.accept("AS")
+        tok = self.next()
+        if tok.kind != "string":
+            raise sqlscan.syntax_error(tok.text)
+        return sqlscan.string_value(tok)
+
+    def number(self):
+        self.accept("AS")
+        tok = self.next()
+        if tok.kind == "string":
+            return sqlscan.string_value(tok)
+        if tok.kind != "number":
+            raise sqlscan.syntax_error(tok.text)
+        return tok.text
+
+
+def parse_options(w, opts, unload):
+    """Parse the authorization, format and parameter clauses shared by
+    COPY and UNLOAD."""
+    while w.peek() is not None:
+        tok = w.next()
+        word = tok.upper
+        if tok.text == ",":
+            continue
+        if word == "WITH" and w.peek() is not None and w.peek().text == "(":
+            raise sqlscan.syntax_error("(")
+        if word == "WITH":
+            continue
+        if word == "IAM_ROLE":
+            opts.auth.append("IAM_ROLE")
+            if w.accept("DEFAULT"):
+                opts.iam_role = "default"
+            else:
+                opts.iam_role = w.string()
+        elif word == "ACCESS_KEY_ID":
+            opts.auth.append("ACCESS_KEY_ID")
+            opts.access_key = w.string()
+        elif word == "SECRET_ACCESS_KEY":
+            opts.secret_key = w.string()
+        elif word == "SESSION_TOKEN":
+            opts.token = w.string()
+        elif word in ("CREDENTIALS", "WITH_CREDENTIALS"):
+            opts.auth.append("CREDENTIALS")
+            parse_credentials_string(w.string(), opts)
+        elif word == "FORMAT":
+            w.accept("AS")
+            continue
+        elif word == "CSV":
+            opts.format = "csv"
+            if w.accept("QUOTE"):
+                opts.quote = w.string()
+        elif word == "JSON":
+            opts.format = "json"
+            if not unload:
+                opts.json_mode = w.string().lower()
+        elif word in ("PARQUET", "ORC", "AVRO", "FIXEDWIDTH", "SHAPEFILE"):
+            raise SimError("0A000", "FORMAT %s is not supported by the "
+                           "Redshift simulator" % word)
+        elif word == "DELIMITER":
+            opts.delimiter = w.string()
+        elif word in ("GZIP", "BZIP2", "ZSTD", "LZOP"):
+            opts.compression = word
+        elif word == "MANIFEST":
+            opts.manifest = True
+            if w.accept("VERBOSE"):
+                opts.verbose = True
+        elif word == "REGION":
+            opts.region = w.string()
+        elif word == "NULL":
+            opts.null_as = w.string()
+        elif word == "EMPTYASNULL":
+            opts.emptyasnull = True
+        elif word == "BLANKSASNULL":
+            opts.blanksasnull = True
+        elif word in ("DATEFORMAT", "TIMEFORMAT"):
+            w.string()  # the backing server parses ISO and 'auto' forms
+        elif word == "TRUNCATECOLUMNS":
+            opts.truncate = True
+        elif word == "ACCEPTINVCHARS":
+            opts.acceptinvchars = "?"
+            if w.peek_upper() == "AS" or (w.peek() is not None and
+                                          w.peek().kind == "string"):
+                opts.acceptinvchars = w.string()
+        elif word == "MAXERROR":
+            opts.maxerror = int(w.number())
+        elif word == "IGNOREHEADER":
+            opts.ignoreheader = int(w.number())
+        elif word == "FILLRECORD":
+            opts.fillrecord = True
+        elif word in ("COMPUPDATE", "STATUPDATE"):
+            w.accept("ON", "OFF", "TRUE", "FALSE", "PRESET")
+        elif word in ("REMOVEQUOTES", "EXPLICIT_IDS", "ACCEPTANYDATE",
+                      "ROUNDEC", "TRIMBLANKS", "IGNOREBLANKLINES",
+                      "ENCRYPTED"):
+            pass
+        elif word == "ENCODING":
+            w.accept("AS")
+            w.next()
+        elif word == "HEADER" and unload:
+            opts.header = True
+        elif word == "ADDQUOTES" and unload:
+            opts.addquotes = True
+        elif word == "ESCAPE":
+            opts.escape = True
+        elif word == "ALLOWOVERWRITE" and unload:
+            opts.overwrite = True
+        elif word == "CLEANPATH" and unload:
+            opts.cleanpath = True
+        elif word == "PARALLEL" and unload:
+            value = w.accept("ON", "OFF", "TRUE", "FALSE")
+            opts.parallel = value is None or value.upper in ("ON", "TRUE")
+        elif word == "MAXFILESIZE" and unload:
+            size = float(w.number())
+            unit = w.accept("MB", "GB")
+            opts.maxfilesize = size * 1024 ** (3 if unit and unit.upper ==
+                                               "GB" else 2)
+        elif word == "EXTENSION" and unload:
+            opts.extension = w.string()
+        else:
+            raise sqlscan.syntax_error(tok.text)
+    check_authorization(opts)
+
+
+def parse_credentials_string(text, opts):
+    """CREDENTIALS 'aws_access_key_id=...;aws_secret_access_key=...[;token=
+    ...]' or 'aws_iam_role=arn...'."""
+    for part in text.split(";"):
+        key, _, value = part.partition("=")
+        key = key.strip().lower()
+        if key == "aws_access_key_id":
+            opts.access_key = value
+        elif key == "aws_secret_access_key":
+            opts.secret_key = value
+        elif key == "token":
+            opts.token = value
+        elif key == "aws_iam_role":
+            opts.iam_role = value
+        elif key:
+            raise SimError("XX000", "Invalid credentials. Must be of the "
+                           "format: credentials 'aws_iam_role=...' or "
+                           "'aws_access_key_id=...;aws_secret_access_key"
+                           "=...[;token=...]'")
+
+
+def check_authorization(opts):
+    """Exactly one authorization form, complete."""
+    if len(opts.auth) > 1:
+        raise SimError("42601", "conflicting or redundant options",
+                       detail="Authorization may be given only once: "
+                       "IAM_ROLE, ACCESS_KEY_ID/SECRET_ACCESS_KEY or "
+                       "CREDENTIALS.")
+    if not opts.auth:
+        raise SimError("XX000", "Missing credentials. Specify IAM_ROLE, "
+                       "ACCESS_KEY_ID and SECRET_ACCESS_KEY, or CREDENTIALS.")
+    if opts.iam_role is None and (not opts.access_key or not opts.secret_key):
+        raise SimError("XX000", "Invalid credentials: both an access key id "
+                       "and a secret access key are required")
+
+
+def parse_s3_url(url):
+    m = re.match(r"s3://([^/]+)/?(.*)$", url)
+    if not m:
+        raise SimError("XX000", "Invalid S3 URL: %s" % url)
+    return m.group(1), m.group(2)
+
+
+class CopySpec:
+    def __init__(self):
+        self.table = None          # text as written (folded)
+        self.table_label = None    # name in messages
+        self.columns = None
+        self.source = None
+        self.opts = Options()
+
+
+def parse_copy(words, case_sensitive=False):
+    """COPY table [(columns)] FROM 's3://...' options."""
+    w = Words(words, 1)
+    spec = CopySpec()
+    if w.peek() is None or w.peek().text == "(":
+        raise sqlscan.syntax_error("(" if w.peek() else "COPY")
+    parts = []
+    while w.peek() is not None and w.peek().text not in ("(",) and \
+            w.peek_upper() not in ("FROM", "TO"):
+        tok = w.next()
+        if tok.kind == "qident" and not case_sensitive:
+            parts.append(tok.text.lower())
+        else:
+            parts.append(tok.text)
+    spec.table = "".join(parts)
+    spec.table_label = sqlscan.ident_value(
+        [t for t in w.words[1:w.pos] if t.kind in ("ident", "qident")][-1],
+        case_sensitive)
+    if w.peek() is not None and w.peek().text == "(":
+        w.next()
+        if w.peek_upper() == "SELECT":
+            raise sqlscan.syntax_error("(")
+        spec.columns = []
+        while True:
+            tok = w.next()
+            if tok.text == ")":
+                break
+            if tok.text != ",":
+                spec.columns.append(sqlscan.ident_value(tok, case_sensitive))
+    direction = w.next()
+    if direction.upper == "TO":
+        raise sqlscan.syntax_error(direction.text)
+    if direction.upper != "FROM":
+        raise sqlscan.syntax_error(direction.text)
+    source = w.next()
+    if source.kind != "string" or not sqlscan.string_value(source) \
+            .startswith("s3://"):
+        raise SimError("XX000", "LOAD source is not supported. (Hint: only "
+                       "S3 or DynamoDB or EMR based load is allowed)")
+    spec.source = sqlscan.string_value(source)
+    parse_options(w, spec.opts, unload=False)
+    if spec.opts.delimiter is None:
+        spec.opts.delimiter = "," if spec.opts.format == "csv" else "|"
+    if spec.opts.format == "text" and spec.opts.null_as is None:
+        spec.opts.null_as = "\\N"
+    return spec
+
+
+def parse_unload(words):
+    """UNLOAD ('select ...') TO 's3://...' options."""
+    w = Words(words, 1)
+    if w.next().text != "(":
+        raise sqlscan.syntax_error(w.words[1].text)
+    query_tok = w.next()
+    if query_tok.kind != "string":
+        raise sqlscan.syntax_error(query_tok.text)
+    if w.next().text != ")":
+        raise sqlscan.syntax_error(w.words[w.pos - 1].text)
+    to = w.next()
+    if to.upper != "TO":
+        raise sqlscan.syntax_error(to.text)
+    target = w.next()
+    if target.kind != "string":
+        raise sqlscan.syntax_error(target.text)
+    opts = Options()
+    parse_options(w, opts, unload=True)
+    if opts.delimiter is None:
+        opts.delimiter = "," if opts.format == "csv" else "|"
+    return sqlscan.string_value(query_tok), sqlscan.string_value(target), opts
+
+
+# --------------------------------------------------------------------------
+# S3 access
+
+
+def s3_client(config, opts):
+    """A boto3 client with the statement's credentials (or the simulated
+    cluster's IAM role)."""
+    key, secret, token = opts.access_key, opts.secret_key, opts.token
+    if opts.iam_role is not None:
+        arn = opts.iam_role
+        if arn == "default":
+            arn = config.iam_roles.get("default")
+        role = config.iam_roles.get(arn) if arn else None
+        if not isinstance(role, dict):
+            raise SimError("XX000", "User arn:aws:redshift:%s:123456789012:"
+                           "dbuser:simulator/rsuser is not authorized to "
+                           "assume IAM Role %s" % (config.s3_region,
+                                                    opts.iam_role))
+        key, secret = role["access_key_id"], role["secret_access_key"]
+        token = role.get("session_token")
+    return boto3.client(
+        "s3", endpoint_url=config.s3_endpoint,
+        region_name=opts.region or config.s3_region,
+        aws_access_key_id=key, aws_secret_access_key=secret,
+        aws_session_token=token,
+        config=botocore.config.Config(
+            s3={"addressing_style": "path"}, signature_version="s3v4",
+            retries={"mode": "standard", "max_attempts": 3},
+            connect_timeout=5, read_timeout=60))
+
+
+def s3_error(exc, context):
+    """Redshift's S3ServiceException text for a boto3 failure."""
+    if isinstance(exc, botocore.exceptions.ClientError):
+        err = exc.response.get("Error", {})
+        meta = exc.response.get("ResponseMetadata", {})
+        return SimError(
+            "XX000", "S3ServiceException:%s,Status %s,Error %s,Rid %s" % (
+                err.get("Message", ""), meta.get("HTTPStatusCode", ""),
+                err.get("Code", ""), meta.get("RequestId", "")),
+            detail="\n  -----------------------------------------------\n"
+            "  error:  S3ServiceException:%s\n  code:      8001\n"
+            "  context:   %s\n  -----------------------------------------"
+            "------\n" % (err.get("Message", ""), context))
+    return SimError("XX000", "S3ServiceException:%s" % exc,
+                    detail="context: %s" % context)
+
+
+def list_copy_sources(client, spec):
+    """The S3 objects a COPY reads: the manifest's entries, or every
+    object under the prefix."""
+    bucket, key = parse_s3_url(spec.source)
+    try:
+        if spec.opts.manifest:
+            body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+            try:
+                entries = json.loads(body)["entries"]
+            except (ValueError, KeyError, TypeError):
+                raise SimError("XX000", "Manifest file is not in correct "
+                               "json format", detail="manifest: %s"
+                               % spec.source)
+            sources = []
+            for entry in entries:
+                ebucket, ekey = parse_s3_url(entry["url"])
+                try:
+                    client.head_object(Bucket=ebucket, Key=ekey)
+                except botocore.exceptions.ClientError as exc:
+                    if entry.get("mandatory"):
+                        raise SimError(
+                            "XX000", "Manifest file entry %s is mandatory "
+                            "but the file does not exist" % entry["url"],
+                            detail=str(exc))
+                    continue
+                sources.append((ebucket, ekey))
+            return sources
+        sources = []
+        paginator = client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=bucket, Prefix=key):
+            for obj in page.get("Contents", []):
+                sources.append((bucket, obj["Key"]))
+        if not sources:
+            raise SimError("XX000", "The specified S3 prefix '%s' does not "
+                           "exist" % key, detail="bucket: %s" % bucket)
+        return sources
+    except botocore.exceptions.BotoCoreError as exc:
+        raise s3_error(exc, "listing %s" % spec.source)
+    except botocore.exceptions.ClientError as exc:
+        raise s3_error(exc, "Listing bucket=%s prefix=%s" % (bucket, key))
+
+
+def open_source(client, bucket, key, compression):
+    """A binary stream of one source object, decompressed."""
+    try:
+        body = client.get_object(Bucket=bucket, Key=key)["Body"]
+    except (botocore.exceptions.ClientError,
+            botocore.exceptions.BotoCoreError) as exc:
+        raise s3_error(exc, "S3 key: s3://%s/%s" % (bucket, key))
+    if compression == "GZIP":
+        return gzip.GzipFile(fileobj=body)
+    if compression == "BZIP2":
+        return bz2.BZ2File(body)
+    if compression is not None:
+        raise SimError("0A000", "%s is not supported by the Redshift "
+                       "simulator" % compression)
+    return body
+
+
+# --------------------------------------------------------------------------
+# COPY
+
+
+class Column:
+    def __init__(self, name, typname, maxlen, attnum):
+        self.name = name
+        self.typname = typname
+        self.maxlen = maxlen
+        self.attnum = attnum
+
+    @property
+    def is_char(self):
+        return self.typname in ("varchar", "bpchar", "text")
+
+
+class LoadError:
+    """One rejected input row, as stl_load_errors describes it."""
+
+    def __init__(self, url, line, column, raw_line, raw_value, code, reason):
+        self.url, self.line, self.column = url, line, column
+        self.raw_line, self.raw_value = raw_line, raw_value
+        self.code, self.reason = code, reason
+
+
+class RowError(Exception):
+    def __init__(self, code, reason, column=None, value=None):
+        super().__init__(reason)
+        self.code, self.reason = code, reason
+        self.column, self.value = column, value
+
+
+def target_columns(session, spec):
+    """The target table's columns (as the client's session sees them, so
+    temporary tables work) in load order."""
+    res = session.backend_query(
+        "SELECT a.attname, coalesce(bt.typname, t.typname), t.typname, "
+        "CASE WHEN a.atttypmod > 4 THEN a.atttypmod - 4 END, a.attnum, "
+        "c.oid FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+        "JOIN pg_type t ON t.oid = a.atttypid "
+        "LEFT JOIN pg_type bt ON bt.oid = t.typbasetype AND t.typtype = 'd' "
+        "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 "
+        "AND NOT a.attisdropped ORDER BY a.attnum"
+        % sql_text(spec.table))
+    if res.error:
+        raise SimError(res.error.get("C", "XX000"), res.error.get("M", ""))
+    if not res.rows:
+        raise SimError("42P01", 'relation "%s" does not exist'
+                       % spec.table_label)
+    cols = []
+    for name, base, typname, maxlen, attnum, _ in res.rows:
+        typ = typname.decode() if typname.decode() in (
+            "super", "varbyte", "geometry", "geography", "hllsketch") \
+            else base.decode()
+        cols.append(Column(name.decode(), typ,
+                           int(maxlen) if maxlen and typ in (
+                               "varchar", "bpchar") else None,
+                           int(attnum)))
+    spec.table_oid = int(res.rows[0][5])
+    if spec.columns is None:
+        return cols
+    by_name = {c.name: c for c in cols}
+    chosen = []
+    for name in spec.columns:
+        if name not in by_name:
+            raise SimError("42703", 'column "%s" of relation "%s" does not '
+                           'exist' % (name, spec.table_label))
+        chosen.append(by_name[name])
+    return chosen
+
+
+def sql_text(value):
+    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def convert_value(value, col, opts):
+    """Apply Redshift's load rules to one field; returns the text the
+    backing COPY gets (None for NULL)."""
+    if value is None:
+        return None
+    if opts.null_as is not None and value == opts.null_as:
+        return None
+    if value == "":
+        return None if (opts.emptyasnull or not col.is_char) else ""
+    if col.is_char and opts.blanksasnull and value.strip() == "":
+        return None
+    if any("\udc80" <= ch <= "\udcff" for ch in value):
+        if opts.acceptinvchars is None:
+            raise RowError(1220, "Invalid UTF8 character", col, value)
+        value = "".join(opts.acceptinvchars if "\udc80" <= ch <= "\udcff"
+                        else ch for ch in value)
+    if col.maxlen is not None:
+        data = value.encode("utf-8")
+        if len(data) > col.maxlen:
+            if not opts.truncate:
+                raise RowError(1204, "String length exceeds DDL length", col,
+                               value)
+            value = data[:col.maxlen].decode("utf-8", errors="ignore")
+    if col.typname == "varbyte":
+        if not re.fullmatch(r"(?:[0-9A-Fa-f]{2})*", value):
+            raise RowError(1207, "Invalid hexadecimal value", col, value)
+        return "\\x" + value
+    if col.typname == "super":
+        try:
+            json.loads(value)
+        except ValueError:
+            raise RowError(1224, "Invalid JSON value for SUPER", col, value)
+    return value
+
+
+def json_value(value, col, opts):
+    """A value of a JSON 'auto' record for one column."""
+    if value is None:
+        return None
+    if col.typname == "super":
+        return json.dumps(value, separators=(",", ":"))
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, (dict, list)):
+        raise RowError(1224, "Invalid JSON object for a non-SUPER column",
+                       col, json.dumps(value))
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return convert_value(value, col, opts)
+
+
+def records(stream, spec, cols):
+    """Yield (line number, raw line, values) for each input record of one
+    source, values already converted; RowError instances are yielded in
+    place of values for rows that break a load rule."""
+    opts = spec.opts
+    text = io.TextIOWrapper(stream, encoding="utf-8", errors="surrogateescape",
+                            newline="")
+    if opts.format == "json":
+        yield from json_records(text, cols, opts)
+        return
+    if opts.format == "csv":
+        reader = csv.reader(text, delimiter=opts.delimiter,
+                            quotechar=opts.quote, strict=False)
+        rows = ((reader.line_num, fields) for fields in reader)
+    else:
+        rows = ((n, split_text_line(line.rstrip("\r\n"), opts))
+                for n, line in enumerate(text, 1))
+    for lineno, fields in rows:
+        if lineno <= opts.ignoreheader:
+            continue
+        raw = opts.delimiter.join(fields)
+        if len(raw.encode("utf-8", errors="surrogateescape")) > MAX_ROW_BYTES:
+            yield lineno, raw[:1024], RowError(
+                1216, "Invalid input line: the row exceeds the 4 MB limit")
+            continue
+        if len(fields) < len(cols) and not opts.fillrecord:
+            yield lineno, raw, RowError(1214, "Delimiter not found")
+            continue
+        if len(fields) > len(cols):
+            yield lineno, raw, RowError(1214, "Extra column(s) found")
+            continue
+        fields = fields + [None] * (len(cols) - len(fields))
+        try:
+            yield lineno, raw, [convert_value(v, c, opts)
+                                for v, c in zip(fields, cols)]
+        except RowError as err:
+            yield lineno, raw, err
+
+
+def split_text_line(line, opts):
+    """Split a delimited-text line; with ESCAPE, a backslash protects the
+    next character."""
+    if not opts.escape:
+        return line.split(opts.delimiter)
+    fields, cur, i = [], [], 0
+    while i < len(line):
+        ch = line[i]
+        if ch == "\\" and i + 1 < len(line):
+            cur.append(line[i + 1])
+            i += 2
+            continue
+        if line.startswith(opts.delimiter, i):
+            fields.append("".join(cur))
+            cur = []
+            i += len(opts.delimiter)
+            continue
+        cur.append(ch)
+        i += 1
+    fields.append("".join(cur))
+    return fields
+
+
+def json_records(text, cols, opts):
+    """JSON 'auto' / 'auto ignorecase': a stream of objects whose keys name
+    the columns."""
+    if opts.json_mode not in ("auto", "auto ignorecase"):
+        raise SimError("0A000", "JSON '%s' is not supported by the Redshift "
+                       "simulator (use 'auto' or 'auto ignorecase')"
+                       % opts.json_mode)
+    ignore_case = opts.json_mode == "auto ignorecase"
+    decoder = json.JSONDecoder()
+    buf, lineno, pos = "", 1, 0
+    while True:
+        chunk = text.read(CHUNK)
+        buf = buf[pos:] + chunk
+        pos = 0
+        while True:
+            while pos < len(buf) and buf[pos].isspace():
+                if buf[pos] == "\n":
+                    lineno += 1
+                pos += 1
+            if pos >= len(buf):
+                break
+            try:
+                obj, end = decoder.raw_decode(buf, pos)
+            except ValueError:
+                if chunk and len(buf) - pos <= MAX_ROW_BYTES:
+                    break  # need more input
+                yield lineno, buf[pos:pos + 1024], RowError(
+                    1216 if len(buf) - pos > MAX_ROW_BYTES else 1224,
+                    "Invalid JSON object or line too long")
+                return
+            raw = buf[pos:end]
+            pos = end
+            if len(raw.encode("utf-8", errors="surrogateescape")) > \
+                    MAX_ROW_BYTES:
+                yield lineno, raw[:1024], RowError(
+                    1216, "Invalid input line: the row exceeds the 4 MB "
+                    "limit")
+                continue
+            if not isinstance(obj, dict):
+                yield lineno, raw, RowError(1224, "Invalid JSONPath format: "
+                                            "top-level value is not an "
+                                            "object")
+                continue
+            if ignore_case:
+                obj = {k.lower(): v for k, v in obj.items()}
+            try:
+                yield lineno, raw, [json_value(obj.get(c.name), c, opts)
+                                    for c in cols]
+            except RowError as err:
+                yield lineno, raw, err
+        if not chunk:
+            return
+
+
+def csv_line(values):
+    """One row in the backing server's CSV (unquoted empty = NULL)."""
+    return ",".join("" if v is None else '"' + v.replace('"', '""') + '"'
+                    for v in values) + "\n"
+
+
+class Staged:
+    """Converted rows in a local file, with where each came from."""
+
+    def __init__(self):
+        self.file = tempfile.TemporaryFile()
+        self.offsets = array.array("q", [0])
+        self.lines = array.array("q")
+        self.sources = array.array("i")
+        self.raw = {}
+        self.urls = []
+        self.errors = []
+
+    def chunks(self, skip):
+        """The staged rows as COPY data, leaving out the rows in skip."""
+        cuts = sorted(skip)
+        self.file.seek(0)
+        pos = 0
+        for index in cuts + [None]:
+            end = self.offsets[index] if index is not None \
+                else self.offsets[-1]
+            while pos < end:
+                data = self.file.read(min(CHUNK, end - pos))
+                pos += len(data)
+                yield data
+            if index is not None:
+                nxt = self.offsets[index + 1]
+                self.file.seek(nxt)
+                pos = nxt
+
+    @property
+    def count(self):
+        return len(self.lines)
+
+
+def stage_rows(client, sources, spec, cols):
+    """Read and convert every source row into a local staging file."""
+    staged = Staged()
+    for source_index, (bucket, key) in enumerate(sources):
+        url = "s3://%s/%s" % (bucket, key)
+        staged.urls.append(url)
+        stream = open_source(client, bucket, key, spec.opts.compression)
+        try:
+            for lineno, raw, values in records(stream, spec, cols):
+                if isinstance(values, RowError):
+                    staged.errors.append(row_load_error(url, lineno, raw,
+                                                        values))
+                    continue
+                data = csv_line(values).encode("utf-8")
+                staged.file.write(data)
+                staged.offsets.append(staged.offsets[-1] + len(data))
+                staged.lines.append(lineno)
+                staged.sources.append(source_index)
+                if len(staged.raw) < 10000:
+                    staged.raw[staged.count - 1] = raw
+        except (OSError, EOFError) as exc:
+            raise SimError("XX000", "Failed to read %s: %s" % (url, exc))
+        except botocore.exceptions.BotoCoreError as exc:
+            raise s3_error(exc, "S3 key: %s" % url)
+        finally:
+            stream.close()
+    return staged
+
+
+def row_load_error(url, lineno, raw, err):
+    return LoadError(url, lineno, err.column, raw,
+                     err.value, err.code, err.reason)
+
+
+SQLSTATE_LOAD_CODES = {
+    "22P02": (1207, "Invalid digit or value"),
+    "22003": (1204, "Value out of range"),
+    "22007": (1205, "Invalid date or time format"),
+    "22008": (1206, "Invalid timestamp"),
+    "22001": (1204, "String length exceeds DDL length"),
+    "22021": (1220, "Invalid UTF8 character"),
+    "23502": (1213, "Missing data for not-null field"),
+}
+
+
+def backend_load_error(staged, cols, error):
+    """Which staged row the backing COPY failed on, as a LoadError; None
+    when the failure is not about a row."""
+    where = error.get("W", "")
+    m = re.search(r"COPY [^,]+, line (\d+)(?:, column ([^:]+))?(?:: \"(.*)\")?",
+                  where, re.S)
+    if not m:
+        return None, None
+    index = int(m.group(1)) - 1
+    if index >= staged.count:
+        return None, None
+    column = next((c for c in cols if c.name == m.group(2)), None)
+    code, reason = SQLSTATE_LOAD_CODES.get(error.get("C"), (9999, "Error"))
+    if column is not None and column.typname == "super":
+        code = 1224
+    reason = "%s: %s" % (reason, error.get("M", ""))
+    url = staged.urls[staged.sources[index]]
+    return index, LoadError(url, staged.lines[index], column,
+                            staged.raw.get(index, ""), m.group(3), code,
+                            reason)
+
+
+def record_load_errors(session, spec, errors):
+    """Write rejected rows to stl_load_errors on the simulator's own
+    connection: they survive the rollback of the load."""
+    with session.config.admin_connection() as cur:
+        cur.execute("SELECT nextval('redshift_sim.query_id')")
+        query_id = cur.fetchone()[0]
+        for err in errors[:100]:
+            col = err.column
+            cur.execute(
+                "INSERT INTO redshift_sim.load_errors (userid, tbl, session, "
+                "query, filename, line_number, colname, type, col_length, "
+                "position, raw_line, raw_field_value, err_code, err_reason) "
+                "VALUES (100, %s, %s, %s, %s, %s, %s, %s, %s, 0, %s, %s, %s, "
+                "%s)",
+                (getattr(spec, "table_oid", 0), session.backend_pid,
+                 query_id, err.url, err.line, col.name if col else "",
+                 col.typname if col else "",
+                 str(col.maxlen) if col and col.maxlen else "",
+                 printable(err.raw_line)[:1024],
+                 printable(err.raw_value)[:1024],
+                 err.code, err.reason[:100]))
+    return query_id
+
+
+def printable(text):
+    """Input text with undecodable bytes shown as U+FFFD, for the error
+    tables."""
+    return (text or "").encode("utf-8", "surrogateescape").decode(
+        "utf-8", "replace")
+
+
+def load_failed(spec, errors, query_id):
+    first = errors[0]
+    return SimError(
+        "XX000", "Load into table '%s' failed.  Check 'stl_load_errors' "
+        "system table for details." % spec.table_label,
+        detail="\n  -----------------------------------------------\n"
+        "  error:  %s\n  code:      %d\n  context:   %s\n  query:     %d\n"
+        "  location:  %s line %d\n  -----------------------------------------"
+        "------\n" % (first.reason, first.code,
+                      first.column.name if first.column else "", query_id,
+                      first.url, first.line))
+
+
+def run_copy(session, stmt):
+    """Execute COPY FROM S3 for the client.  Returns False on failure (the
+    error has been relayed and the transaction state set as Redshift
+    would)."""
+    try:
+        spec = parse_copy(stmt.words, session.case_sensitive)
+        client = s3_client(session.config, spec.opts)
+        cols = target_columns(session, spec)
+        sources = list_copy_sources(client, spec)
+        staged = stage_rows(client, sources, spec, cols)
+        errors = list(staged.errors)
+        if len(errors) > spec.opts.maxerror:
+            raise load_failed(spec, errors,
+                              record_load_errors(session, spec, errors))
+        loaded = load_staged(session, spec, cols, staged, errors)
+    except SimError as err:
+        session.backend_query(raise_sql(err), relay=True)
+        return False
+    if errors:
+        record_load_errors(session, spec, errors)
+    session.out.append(pgwire.notice_message("Load into table '%s' completed, %d record(s) "
+                              "loaded successfully." % (spec.table_label,
+                                                        loaded)))
+    if errors:
+        session.out.append(pgwire.notice_message(
+            "Load into table '%s' completed, %d record(s) could not be "
+            "loaded.  Check 'stl_load_errors' system table for details."
+            % (spec.table_label, len(errors))))
+    session.out.append(pgwire.command_complete("COPY"))
+    return True
+
+
+def load_staged(session, spec, cols, staged, errors):
+    """Stream the staged rows into the target inside a savepoint (or a
+    transaction of its own); rows the backend rejects are skipped up to
+    MAXERROR, retrying without them."""
+    own = session.txn_status == "I"
+    begin, commit, undo = (("BEGIN", "COMMIT", "ROLLBACK") if own else
+                           ("SAVEPOINT redshift_sim_copy",
+                            "RELEASE SAVEPOINT redshift_sim_copy",
+                            "ROLLBACK TO SAVEPOINT redshift_sim_copy"))
+    copy_sql = "COPY %s (%s) FROM STDIN WITH (FORMAT csv)" % (
+        spec.table, ", ".join('"%s"' % c.name.replace('"', '""')
+                              for c in cols))
+    skip = set()
+    while True:
+        res = session.backend_query(begin)
+        if res.error:
+            raise SimError(res.error.get("C"), res.error.get("M"))
+        res = session.backend_query(copy_sql, copy_data=staged.chunks(skip))
+        if res.error is None:
+            session.backend_query(commit)
+            return staged.count - len(skip)
+        session.backend_query(undo)
+        index, err = backend_load_error(staged, cols, res.error)
+        if err is None:
+            raise SimError(res.error.get("C", "XX000"), res.error.get("M"),
+                           detail=res.error.get("D"),
+                           hint=res.error.get("H"))
+        errors.append(err)
+        skip.add(index)
+        if len(errors) > spec.opts.maxerror:
+            raise load_failed(spec, errors,
+                              record_load_errors(session, spec, errors))
+
+
+# --------------------------------------------------------------------------
+# UNLOAD
+
+NUMERIC_OIDS = {20, 21, 23, 26, 700, 701, 1700}
+
+
+class PartWriter:
+    """The files one slice writes, rolled over at MAXFILESIZE."""
+
+    def __init__(self, opts, header):
+        self.opts = opts
+        self.header = header
+        self.files = []   # (temp file, record count, bytes)
+        self.current = None
+        self.size = 0
+
+    def write(self, line):
+        if self.current is None or self.size >= self.opts.maxfilesize:
+            self.current = tempfile.TemporaryFile()
+            self.files.append([self.current, 0])
+            self.size = 0
+            if self.header:
+                self.current.write(self.header)
+        self.current.write(line)
+        self.size += len(line)
+        self.files[-1][1] += 1
+
+
+def unload_line(values, columns, opts):
+    """One output record in the UNLOAD format."""
+    texts = []
+    for value, (name, oid, _, _, _) in zip(values, columns):
+        if value is not None:
+            value = value.decode()
+            if oid == 17 and value.startswith("\\x"):
+                value = value[2:]
+            elif oid == 3802:
+                value = json.dumps(json.loads(value), separators=(",", ":"),
+                                   ensure_ascii=False)
+        texts.append((name, oid, value))
+    if opts.format == "json":
+        obj = {}
+        for name, oid, value in texts:
+            if value is None:
+                continue
+            if oid in NUMERIC_OIDS and value not in ("NaN", "Infinity",
+                                                     "-Infinity"):
+                obj[name] = json.loads(value)
+            elif oid == 16:
+                obj[name] = value == "t"
+            else:
+                obj[name] = value
+        return json.dumps(obj, separators=(",", ":")) + "\n"
+    null = opts.null_as if opts.null_as is not None else ""
+    out = []
+    for _, _, value in texts:
+        if value is None:
+            out.append(null)
+        elif opts.format == "csv":
+            if any(ch in value for ch in (opts.delimiter, '"', "\n", "\r")):
+                value = '"' + value.replace('"', '""') + '"'
+            out.append(value)
+        else:
+            if opts.escape:
+                for ch in ("\\", "\n", "\r", opts.delimiter) + (
+                        ('"',) if opts.addquotes else ()):
+                    value = value.replace(ch, "\\" + ch)
+            out.append('"%s"' % value if opts.addquotes else value)
+    return opts.delimiter.join(out) + "\n"
+
+
+def run_unload(session, stmt):
+    """Execute UNLOAD for the client: run the query on the client's session
+    and write its rows to S3 in part files (one or more per slice)."""
+    try:
+        query, target, opts = parse_unload(stmt.words)
+        inner = sqlscan.split_statements(sqlscan.tokenize(query))
+        if len(inner) != 1:
+            raise SimError("XX000", "UNLOAD takes exactly one SELECT")
+        checked = sqlscan.classify(inner[0], session.case_sensitive)
+        if checked.action == "reject":
+            raise checked.error
+        if top_level_limit(checked.words):
+            raise SimError("XX000", "Limit clause is not supported: %s"
+                           % query.strip(), hint="Put the LIMIT in a "
+                           "subquery: SELECT * FROM (SELECT ... LIMIT n).")
+        bucket, prefix = parse_s3_url(target)
+        client = s3_client(session.config, opts)
+        prepare_unload_target(client, bucket, prefix, opts)
+        slices = session.config.slices if opts.parallel else 1
+        state = {"n": 0, "writers": None, "columns": None}
+
+        def on_row(values, columns):
+            if state["writers"] is None:
+                state["columns"] = columns
+                header = None
+                if opts.header:
+                    header = (opts.delimiter.join(
+                        col[0] for col in state["columns"]) +
+                        "\n").encode()
+                state["writers"] = [PartWriter(opts, header)
+                                    for _ in range(slices)]
+            line = unload_line(values, state["columns"], opts)
+            state["writers"][state["n"] % slices].write(line.encode())
+            state["n"] += 1
+
+        res = session.backend_query(checked.text, on_row=on_row)
+        if res.error:
+            raise SimError(res.error.get("C", "XX000"), res.error.get("M"),
+                           detail=res.error.get("D"), hint=res.error.get("H"))
+        upload_parts(client, bucket, prefix, opts,
+                                state["writers"] or [], res.columns)
+    except SimError as err:
+        session.backend_query(raise_sql(err), relay=True)
+        return False
+    except (botocore.exceptions.ClientError,
+            botocore.exceptions.BotoCoreError) as exc:
+        session.backend_query(raise_sql(s3_error(
+            exc, "UNLOAD to %s" % target)), relay=True)
+        return False
+    session.out.append(pgwire.notice_message("UNLOAD completed, %d record(s) unloaded "
+                              "successfully." % state["n"]))
+    session.out.append(pgwire.command_complete("UNLOAD"))
+    return True
+
+
+def top_level_limit(words):
+    depth = 0
+    for tok in words:
+        if tok.text == "(":
+            depth += 1
+        elif tok.text == ")":
+            depth -= 1
+        elif depth == 0 and tok.upper == "LIMIT":
+            return True
+    return False
+
+
+def prepare_unload_target(client, bucket, prefix, opts):
+    """Refuse to write over existing files unless ALLOWOVERWRITE; CLEANPATH
+    removes them first."""
+    try:
+        listed = client.list_objects_v2(Bucket=bucket, Prefix=prefix)
+    except botocore.exceptions.ClientError as exc:
+        raise s3_error(exc, "Listing bucket=%s prefix=%s" % (bucket, prefix))
+    keys = [obj["Key"] for obj in listed.get("Contents", [])]
+    if keys and opts.cleanpath:
+        client.delete_objects(Bucket=bucket, Delete={
+            "Objects": [{"Key": k} for k in keys]})
+    elif keys and not opts.overwrite:
+        raise SimError("XX000", "Specified unload destination on S3 is not "
+                       "empty. Consider using a different bucket / prefix, "
+                       "manually removing the target files in S3, or using "
+                       "the ALLOWOVERWRITE option.")
+
+
+def upload_parts(client, bucket, prefix, opts, writers, columns):
+    """Upload every part file (compressed as asked) and the manifest."""
+    suffix = {"GZIP": ".gz", "BZIP2": ".bz2", "ZSTD": ".zst"}.get(
+        opts.compression, "")
+    if opts.extension is not None:
+        suffix = "." + opts.extension.lstrip(".")
+    entries = []
+    for slice_no, writer in enumerate(writers):
+        for part_no, (fileobj, count) in enumerate(writer.files):
+            if opts.parallel:
+                key = "%s%04d_part_%02d%s" % (prefix, slice_no, part_no,
+                                              suffix)
+            else:
+                key = "%s%03d%s" % (prefix, part_no, suffix)
+            fileobj.seek(0)
+            body = compress(fileobj, opts.compression)
+            body.seek(0, 2)
+            length = body.tell()
+            body.seek(0)
+            client.put_object(Bucket=bucket, Key=key, Body=body)
+            entries.append({"url": "s3://%s/%s" % (bucket, key),
+                            "meta": {"content_length": length,
+                                     "record_count": count}})
+    if opts.manifest:
+        manifest = {"entries": [e if opts.verbose else {"url": e["url"]}
+                                for e in entries]}
+        if opts.verbose:
+            manifest["schema"] = {"elements": [
+                {"name": col[0], "type": {"base": str(col[1])}}
+                for col in columns]}
+            manifest["meta"] = {
+                "content_length": sum(e["meta"]["content_length"]
+                                      for e in entries),
+                "record_count": sum(e["meta"]["record_count"]
+                                    for e in entries)}
+        client.put_object(Bucket=bucket, Key=prefix + "manifest",
+                          Body=json.dumps(manifest).encode())
+    return entries
+
+
+def compress(fileobj, compression):
+    if compression is None:
+        return fileobj
+    out = tempfile.TemporaryFile()
+    if compression == "GZIP":
+        with gzip.GzipFile(fileobj=out, mode="wb") as gz:
+            while True:
+                data = fileobj.read(CHUNK)
+                if not data:
+                    break
+                gz.write(data)
+    elif compression == "BZIP2":
+        comp = bz2.BZ2Compressor()
+        while True:
+            data = fileobj.read(CHUNK)
+            if not data:
+                break
+            out.write(comp.compress(data))
+        out.write(comp.flush())
+    else:
+        raise SimError("0A000", "%s is not supported by the Redshift "
+                       "simulator" % compression)
+    return out

@@ -1,0 +1,771 @@
+#!/usr/bin/python3
+"""Self-tests of the Redshift simulator, driven through libpq (psycopg2 for
+the simple protocol, ctypes on libpq for the extended protocol) against a
+running test bed (eval "$(test/testbed env)" first).  Each test class is one
+item of "What the test simulator must reproduce" in the design notes."""
+
+import ctypes
+import ctypes.util
+import gzip
+import json
+import os
+import threading
+import time
+import unittest
+import uuid
+
+import boto3
+import botocore.config
+import psycopg2
+import psycopg2.errors
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ENV = os.environ
+BUCKET = ENV.get("S3_BUCKET")
+
+
+SECRETS = [ENV.get(k) for k in ("RS_PASSWORD", "AWS_SECRET_ACCESS_KEY",
+                                 "TEST_SESSION_SECRET", "TEST_SESSION_TOKEN")]
+
+
+def redact(text):
+    """Test output never shows the test secrets (run-tests greps for them)."""
+    for secret in SECRETS:
+        if secret:
+            text = text.replace(secret, "<redacted>")
+    return text
+
+
+def connect(**overrides):
+    params = dict(host=ENV["RS_HOST"], port=ENV["RS_PORT"], dbname=ENV["RS_DB"],
+                  user=ENV["RS_USER"], password=ENV["RS_PASSWORD"],
+                  sslmode="disable")
+    params.update(overrides)
+    conn = psycopg2.connect(**params)
+    conn.autocommit = True
+    return conn
+
+
+def backing():
+    """A direct connection to the backing PostgreSQL, to check what really
+    happened there."""
+    conn = psycopg2.connect(host=ENV["RS_BACKING_HOST"],
+                            port=ENV["RS_BACKING_PORT"], dbname="dev",
+                            user=ENV["RS_BACKING_USER"])
+    conn.autocommit = True
+    return conn
+
+
+def s3():
+    return boto3.client("s3", endpoint_url=ENV["S3_ENDPOINT"],
+                        region_name=ENV["S3_REGION"],
+                        config=botocore.config.Config(
+                            s3={"addressing_style": "path"}))
+
+
+def keys_clause():
+    return "ACCESS_KEY_ID '%s' SECRET_ACCESS_KEY '%s'" % (
+        ENV["AWS_ACCESS_KEY_ID"], ENV["AWS_SECRET_ACCESS_KEY"])
+
+
+def unique(prefix):
+    return "%s_%s" % (prefix, uuid.uuid4().hex[:8])
+
+
+def set_faults(*rules):
+    path = ENV["RS_FAULT_FILE"]
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump({"faults": list(rules)}, f)
+    os.replace(tmp, path)
+
+
+class SimTestCase(unittest.TestCase):
+    def setUp(self):
+        set_faults()
+        self.conn = connect()
+        self.cur = self.conn.cursor()
+
+    def tearDown(self):
+        set_faults()
+        self.conn.close()
+
+    def assertSqlError(self, sql, sqlstate, fragment=None, cur=None):
+        cur = cur or self.cur
+        with self.assertRaises(psycopg2.Error) as ctx:
+            cur.execute(sql)
+        self.assertEqual(ctx.exception.pgcode, sqlstate,
+                         redact("%s: %s" % (sql, ctx.exception)))
+        if fragment:
+            self.assertIn(fragment, str(ctx.exception))
+        return ctx.exception
+
+    def scalar(self, sql, cur=None):
+        cur = cur or self.cur
+        cur.execute(sql)
+        return cur.fetchone()[0]
+
+
+class LibPQ:
+    """The few libpq calls needed to use the extended query protocol."""
+
+    def __init__(self):
+        lib = ctypes.CDLL(ctypes.util.find_library("pq"))
+        lib.PQconnectdb.restype = ctypes.c_void_p
+        lib.PQconnectdb.argtypes = [ctypes.c_char_p]
+        lib.PQstatus.argtypes = [ctypes.c_void_p]
+        lib.PQexecParams.restype = ctypes.c_void_p
+        lib.PQexecParams.argtypes = [
+            ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_void_p,
+            ctypes.POINTER(ctypes.c_char_p), ctypes.c_void_p, ctypes.c_void_p,
+            ctypes.c_int]
+        lib.PQresultStatus.argtypes = [ctypes.c_void_p]
+        lib.PQresultErrorField.restype = ctypes.c_char_p
+        lib.PQresultErrorField.argtypes = [ctypes.c_void_p, ctypes.c_int]
+        lib.PQgetvalue.restype = ctypes.c_char_p
+        lib.PQgetvalue.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
+        lib.PQftype.restype = ctypes.c_uint
+        lib.PQftype.argtypes = [ctypes.c_void_p, ctypes.c_int]
+        lib.PQclear.argtypes = [ctypes.c_void_p]
+        lib.PQfinish.argtypes = [ctypes.c_void_p]
+        lib.PQparameterStatus.restype = ctypes.c_char_p
+        lib.PQparameterStatus.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+        lib.PQserverVersion.argtypes = [ctypes.c_void_p]
+        self.lib = lib
+        dsn = "host=%s port=%s dbname=%s user=%s password=%s sslmode=disable" % (
+            ENV["RS_HOST"], ENV["RS_PORT"], ENV["RS_DB"], ENV["RS_USER"],
+            ENV["RS_PASSWORD"])
+        self.conn = lib.PQconnectdb(dsn.encode())
+        if lib.PQstatus(self.conn) != 0:
+            raise RuntimeError("libpq connection failed")
+
+    def exec_params(self, sql, params=()):
+        """Run sql with PQexecParams; returns (sqlstate or None, first value,
+        first column type)."""
+        arr = (ctypes.c_char_p * max(1, len(params)))(
+            *[p.encode() for p in params])
+        res = self.lib.PQexecParams(self.conn, sql.encode(), len(params),
+                                    None, arr, None, None, 0)
+        try:
+            status = self.lib.PQresultStatus(res)
+            if status == 7:  # PGRES_FATAL_ERROR
+                return (self.lib.PQresultErrorField(res, ord("C")).decode(),
+                        None, None)
+            if status == 2:  # PGRES_TUPLES_OK
+                value = self.lib.PQgetvalue(res, 0, 0)
+                return None, value.decode(), self.lib.PQftype(res, 0)
+            return None, None, None
+        finally:
+            self.lib.PQclear(res)
+
+    def close(self):
+        self.lib.PQfinish(self.conn)
+
+
+# ------------------------------------------------------------------ item 1
+class T01Connection(SimTestCase):
+    def test_md5_authentication_passes_through(self):
+        with backing() as b, b.cursor() as cur:
+            cur.execute("SELECT rolpassword FROM pg_authid WHERE rolname = %s",
+                        (ENV["RS_USER"],))
+            self.assertTrue(cur.fetchone()[0].startswith("md5"))
+        with self.assertRaises(psycopg2.OperationalError) as ctx:
+            connect(password="wrong-password")
+        self.assertIn("password authentication failed", str(ctx.exception))
+
+    def test_ssl_request_is_answered(self):
+        conn = connect(sslmode="require")
+        try:
+            self.assertTrue(conn.info.ssl_in_use)
+            self.assertEqual(self.scalar("SELECT 1", conn.cursor()), 1)
+        finally:
+            conn.close()
+        conn = connect(sslmode="prefer")
+        conn.close()
+
+    def test_own_port(self):
+        self.assertNotEqual(ENV["RS_PORT"], ENV["RS_BACKING_PORT"])
+
+
+# ------------------------------------------------------------------ item 2
+class T02ParameterStatus(SimTestCase):
+    def test_redshift_parameters(self):
+        info = self.conn.info
+        self.assertEqual(info.server_version, 80002)
+        self.assertEqual(info.parameter_status("server_version"), "8.0.2")
+        self.assertEqual(info.parameter_status("server_encoding"), "UNICODE")
+        self.assertIsNotNone(info.parameter_status("padb_version"))
+        self.assertEqual(info.parameter_status("max_varchar_size"), "65535")
+        self.assertEqual(info.parameter_status("max_numeric_precision"), "38")
+        self.assertIsNone(info.parameter_status("standard_conforming_strings"))
+        self.assertIsNone(info.parameter_status("IntervalStyle"))
+
+
+# ------------------------------------------------------------------ item 3
+class T03Version(SimTestCase):
+    def test_version_string(self):
+        version = self.scalar("SELECT version()")
+        self.assertRegex(version, r"Redshift \d+\.\d+\.\d+")
+        self.assertTrue(version.startswith("PostgreSQL 8.0.2"))
+
+    def test_probes_fail_like_redshift(self):
+        self.assertSqlError("SELECT current_setting('server_version')",
+                            "42501", "superuser")
+        self.assertSqlError("SHOW server_version_num", "42704")
+        self.assertSqlError("SHOW standard_conforming_strings", "42704")
+        self.assertSqlError("SELECT current_setting('server_version_num')",
+                            "42704")
+
+
+# ------------------------------------------------------------------ item 4
+class T04Settings(SimTestCase):
+    def test_extra_float_digits_range(self):
+        self.assertSqlError("SET extra_float_digits TO 3", "22023", "-15 .. 2")
+        self.cur.execute("SET extra_float_digits TO 2")
+        self.cur.execute("SET extra_float_digits = -15")
+
+    def test_statement_timeout_units(self):
+        self.assertSqlError("SET statement_timeout TO '30s'", "22023")
+        self.cur.execute("SET statement_timeout TO 30000")
+        self.assertEqual(self.scalar("SHOW statement_timeout"), "30s")
+
+    def test_accepted_and_unknown_settings(self):
+        for sql in ("SET search_path TO public", "SET timezone TO 'UTC'",
+                    "SET datestyle TO 'ISO, MDY'", "SET query_group TO 'etl'"):
+            self.cur.execute(sql)
+        self.assertEqual(self.scalar("SHOW query_group"), "etl")
+        self.assertSqlError("SET intervalstyle TO 'iso_8601'", "42704")
+
+    def test_startup_options(self):
+        with self.assertRaises(psycopg2.OperationalError) as ctx:
+            connect(options="-c extra_float_digits=3")
+        self.assertIn("extra_float_digits", str(ctx.exception))
+        with self.assertRaises(psycopg2.OperationalError) as ctx:
+            connect(options="-c intervalstyle=iso_8601")
+        self.assertIn("intervalstyle", str(ctx.exception))
+        conn = connect(options="-c extra_float_digits=2")
+        conn.close()
+
+
+# ------------------------------------------------------------------ item 5
+class T05Literals(SimTestCase):
+    def test_e_strings_rejected(self):
+        self.assertSqlError("SELECT E'x'", "42704", 'type "e" does not exist')
+
+    def test_backslash_escapes_in_plain_literals(self):
+        self.assertEqual(self.scalar(r"SELECT 'a\\b'"), "a\\b")
+        self.assertEqual(self.scalar(r"SELECT 'it\'s'"), "it's")
+
+
+# ------------------------------------------------------------------ item 6
+class T06Transactions(SimTestCase):
+    def test_no_savepoints(self):
+        self.conn.autocommit = False
+        self.assertSqlError("SAVEPOINT a", "0A000")
+        # The error aborts the transaction, as a real error does.
+        self.assertSqlError("SELECT 1", "25P02")
+        self.conn.rollback()
+        self.cur.execute("BEGIN")
+        self.assertSqlError("RELEASE SAVEPOINT a", "0A000")
+        self.conn.rollback()
+        self.assertSqlError("ROLLBACK TO SAVEPOINT a", "0A000")
+        self.conn.rollback()
+
+
+# ------------------------------------------------------------------ item 7
+class T07Faults(SimTestCase):
+    def test_1023_on_nth_commit(self):
+        table = unique("f1023")
+        self.cur.execute("CREATE TABLE %s (a int)" % table)
+        set_faults({"kind": "commit_1023", "table": table, "nth": 2})
+        self.cur.execute("BEGIN; INSERT INTO %s VALUES (1); COMMIT" % table)
+        self.cur.execute("BEGIN")
+        self.cur.execute("INSERT INTO %s VALUES (2)" % table)
+        err = self.assertSqlError("COMMIT", "XX000")
+        self.assertEqual(err.diag.message_primary, "1023")
+        self.assertIn("Serializable isolation violation", err.diag.message_detail)
+        self.assertEqual(self.conn.info.transaction_status, 0)  # idle
+        self.cur.execute("BEGIN; INSERT INTO %s VALUES (3); COMMIT" % table)
+        self.cur.execute("SELECT array_agg(a ORDER BY a)::text FROM %s" % table)
+        self.assertEqual(self.cur.fetchone()[0], "{1,3}")
+
+    def test_1023_through_extended_protocol(self):
+        table = unique("f1023x")
+        self.cur.execute("CREATE TABLE %s (a int)" % table)
+        set_faults({"kind": "commit_1023", "table": table})
+        pq = LibPQ()
+        try:
+            self.assertIsNone(pq.exec_params("BEGIN")[0])
+            self.assertIsNone(pq.exec_params(
+                "INSERT INTO %s VALUES ($1)" % table, ["7"])[0])
+            self.assertEqual(pq.exec_params("COMMIT")[0], "XX000")
+        finally:
+            pq.close()
+        self.assertEqual(self.scalar("SELECT count(*) FROM %s" % table), 0)
+
+    def test_drop_after_rows(self):
+        set_faults({"kind": "drop_connection", "after_rows": 100})
+        with self.assertRaises(psycopg2.OperationalError):
+            self.cur.execute("SELECT g FROM generate_series(1, 1000) g")
+        self.assertTrue(self.conn.closed)
+        conn = connect()  # the rule fired once (count=1)
+        self.assertEqual(self.scalar(
+            "SELECT count(*) FROM generate_series(1, 1000)", conn.cursor()),
+            1000)
+        conn.close()
+
+    def test_drop_after_bytes_matching_statement(self):
+        set_faults({"kind": "drop_connection", "after_bytes": 2000,
+                    "match": "repeat"})
+        self.assertEqual(self.scalar("SELECT count(*) FROM generate_series(1, "
+                                     "500)"), 500)
+        with self.assertRaises(psycopg2.OperationalError):
+            self.cur.execute("SELECT repeat('x', 100) FROM "
+                             "generate_series(1, 100)")
+
+    def test_delay_and_cancel(self):
+        set_faults({"kind": "delay", "match": "delay_me", "seconds": 0.6})
+        started = time.monotonic()
+        self.assertEqual(self.scalar("SELECT 'delay_me'"), "delay_me")
+        self.assertGreaterEqual(time.monotonic() - started, 0.6)
+        set_faults({"kind": "delay", "match": "stall_me", "seconds": 30})
+        timer = threading.Timer(0.5, self.conn.cancel)
+        timer.start()
+        started = time.monotonic()
+        self.assertSqlError("SELECT 'stall_me'", "57014")
+        self.assertLess(time.monotonic() - started, 5)
+        timer.join()
+        self.assertEqual(self.scalar("SELECT 1"), 1)
+
+    def test_s3_errors_reach_copy(self):
+        table = unique("fs3")
+        self.cur.execute("CREATE TABLE %s (a int)" % table)
+        key = "faults/%s.csv" % table
+        s3().put_object(Bucket=BUCKET, Key=key, Body=b"1\n2\n")
+        # One 503: the simulated cluster retries, as Redshift does.
+        set_faults({"kind": "s3_error", "nth": 1, "status": 503})
+        self.cur.execute("COPY %s FROM 's3://%s/%s' %s CSV" % (
+            table, BUCKET, key, keys_clause()))
+        self.assertEqual(self.scalar("SELECT count(*) FROM %s" % table), 2)
+        # Persistent 503s: the COPY fails with S3's error code.
+        set_faults({"kind": "s3_error", "nth": 1, "status": 503, "count": 50})
+        err = self.assertSqlError("COPY %s FROM 's3://%s/%s' %s CSV" % (
+            table, BUCKET, key, keys_clause()), "XX000")
+        self.assertIn("SlowDown", str(err))
+
+
+# ------------------------------------------------------------------ item 8
+class T08Cursors(SimTestCase):
+    def test_cursor_rules(self):
+        self.assertSqlError("DECLARE c CURSOR FOR SELECT 1", "25P01")
+        self.cur.execute("BEGIN")
+        self.cur.execute("DECLARE c1 CURSOR FOR SELECT g FROM "
+                         "generate_series(1, 20) g")
+        self.assertSqlError("DECLARE c2 CURSOR FOR SELECT 1", "0A000",
+                            "one cursor")
+        self.cur.execute("ROLLBACK")
+        self.cur.execute("BEGIN")
+        self.cur.execute("DECLARE c1 CURSOR FOR SELECT g FROM "
+                         "generate_series(1, 20) g")
+        self.cur.execute("FETCH NEXT FROM c1")
+        self.assertEqual(self.cur.fetchall(), [(1,)])
+        self.cur.execute("FETCH FORWARD 5 FROM c1")
+        self.assertEqual(len(self.cur.fetchall()), 5)
+        self.cur.execute("CLOSE c1")
+        self.cur.execute("DECLARE c2 CURSOR FOR SELECT g FROM "
+                         "generate_series(1, 3) g")
+        self.cur.execute("FETCH ALL FROM c2")
+        self.assertEqual(len(self.cur.fetchall()), 3)
+        self.cur.execute("COMMIT")
+        self.cur.execute("BEGIN")
+        self.cur.execute("DECLARE c3 CURSOR FOR SELECT 1")  # c2 closed by COMMIT
+        self.cur.execute("FETCH FORWARD ALL FROM c3")
+        self.cur.execute("COMMIT")
+
+    def test_unsupported_forms(self):
+        self.cur.execute("BEGIN")
+        self.cur.execute("DECLARE c1 CURSOR FOR SELECT 1")
+        for sql in ("FETCH BACKWARD 1 FROM c1", "FETCH ABSOLUTE 1 FROM c1",
+                    "FETCH PRIOR FROM c1", "FETCH 5 FROM c1",
+                    "MOVE NEXT IN c1"):
+            self.assertSqlError(sql, "42601")
+            self.cur.execute("ROLLBACK")
+            self.cur.execute("BEGIN")
+            self.cur.execute("DECLARE c1 CURSOR FOR SELECT 1")
+        for sql in ("DECLARE c9 SCROLL CURSOR FOR SELECT 1",
+                    "DECLARE c9 BINARY CURSOR FOR SELECT 1",
+                    "DECLARE c9 CURSOR WITH HOLD FOR SELECT 1"):
+            self.cur.execute("ROLLBACK")
+            self.cur.execute("BEGIN")
+            self.assertSqlError(sql, "42601")
+        self.cur.execute("ROLLBACK")
+
+
+# ------------------------------------------------------------------ item 9
+class T09CopyFromS3(SimTestCase):
+    def put(self, key, body):
+        s3().put_object(Bucket=BUCKET, Key=key, Body=body)
+        return "s3://%s/%s" % (BUCKET, key)
+
+    def test_csv_gzip_manifest(self):
+        table = unique("cp")
+        self.cur.execute("CREATE TABLE %s (id int, name varchar(10), "
+                         "doc super, bin varbyte, at timestamp)" % table)
+        urls = [self.put("%s/part%d.csv.gz" % (table, i), gzip.compress((
+            '%d,"a,b",{"k":%d},0a0b,2024-02-26 10:00:00\n'
+            '%d,,"[1,2]",ff,2024-02-27T11:30:00\n' % (2 * i, i, 2 * i + 1))
+            .encode())) for i in range(3)]
+        manifest = self.put("%s/manifest" % table, json.dumps(
+            {"entries": [{"url": u, "mandatory": True} for u in urls]})
+            .encode())
+        self.cur.execute(
+            "COPY %s FROM '%s' %s CSV GZIP MANIFEST REGION '%s' "
+            "DATEFORMAT 'auto' TIMEFORMAT 'auto' COMPUPDATE OFF STATUPDATE OFF"
+            % (table, manifest, keys_clause(), ENV["S3_REGION"]))
+        self.assertTrue(any("6 record(s) loaded" in n
+                            for n in self.conn.notices))
+        self.cur.execute("SELECT id, name, doc, bin FROM %s ORDER BY id"
+                         % table)
+        rows = self.cur.fetchall()
+        self.assertEqual(len(rows), 6)
+        self.assertEqual(rows[0], (0, "a,b", '{"k":0}', "0a0b"))
+        self.assertEqual(rows[1], (1, "", "[1,2]", "ff"))
+
+    def test_json_auto_and_null_options(self):
+        table = unique("cpj")
+        self.cur.execute("CREATE TABLE %s (id int, name varchar(5), tags super)"
+                         % table)
+        url = self.put("%s/data.json" % table,
+                       b'{"id": 1, "name": "x", "tags": ["a"]}\n'
+                       b'{"ID": 2, "Name": "y"}\n{"id": 3, "name": null}')
+        self.cur.execute("COPY %s FROM '%s' %s JSON 'auto ignorecase'"
+                         % (table, url, keys_clause()))
+        self.cur.execute("SELECT id, name, tags FROM %s ORDER BY id" % table)
+        self.assertEqual(self.cur.fetchall(), [(1, "x", '["a"]'),
+                                               (2, "y", None),
+                                               (3, None, None)])
+        table2 = unique("cpn")
+        self.cur.execute("CREATE TABLE %s (a varchar(4), b varchar(4))"
+                         % table2)
+        url = self.put("%s/d.txt" % table2, b"NUL|\n|toolongvalue\n")
+        self.cur.execute("COPY %s FROM '%s' %s DELIMITER '|' NULL AS 'NUL' "
+                         "EMPTYASNULL TRUNCATECOLUMNS" % (table2, url,
+                                                          keys_clause()))
+        self.cur.execute("SELECT a, b FROM %s ORDER BY b NULLS FIRST" % table2)
+        self.assertEqual(self.cur.fetchall(), [(None, None), (None, "tool")])
+
+    def test_load_errors_survive_rollback(self):
+        table = unique("cpe")
+        self.cur.execute("CREATE TABLE %s (id int, name varchar(3))" % table)
+        url = self.put("%s/bad.csv" % table, b"1,ab\nzz,cd\n")
+        self.cur.execute("BEGIN")
+        err = self.assertSqlError("COPY %s FROM '%s' %s CSV" % (
+            table, url, keys_clause()), "XX000")
+        self.assertIn("Load into table '%s' failed" % table, str(err))
+        self.cur.execute("ROLLBACK")
+        self.cur.execute("SELECT line_number, trim(colname), err_code, "
+                         "trim(raw_field_value) FROM stl_load_errors "
+                         "WHERE trim(filename) = %s", (url,))
+        self.assertEqual(self.cur.fetchall(), [(2, "id", 1207, "zz")])
+        self.cur.execute("SELECT count(*) FROM sys_load_error_detail "
+                         "WHERE trim(file_name) = %s", (url,))
+        self.assertEqual(self.cur.fetchone()[0], 1)
+        self.assertEqual(self.scalar("SELECT count(*) FROM %s" % table), 0)
+        # MAXERROR lets the good rows in and reports the bad ones.
+        self.cur.execute("COPY %s FROM '%s' %s CSV MAXERROR 1" % (
+            table, url, keys_clause()))
+        self.assertEqual(self.scalar("SELECT count(*) FROM %s" % table), 1)
+
+    def test_row_limits_and_encoding(self):
+        table = unique("cpl")
+        self.cur.execute("CREATE TABLE %s (a varchar(65535))" % table)
+        big = self.put("%s/big.csv" % table, b"x" * (4 * 1024 * 1024 + 10)
+                       + b"\n")
+        self.assertSqlError("COPY %s FROM '%s' %s CSV" % (
+            table, big, keys_clause()), "XX000")
+        self.assertEqual(self.scalar(
+            "SELECT err_code FROM stl_load_errors WHERE trim(filename) = '%s'"
+            % big), 1216)
+        bad = self.put("%s/utf.csv" % table, b"ok\nbad\xff\xfe\n")
+        self.assertSqlError("COPY %s FROM '%s' %s CSV" % (
+            table, bad, keys_clause()), "XX000")
+        self.assertEqual(self.scalar(
+            "SELECT err_code FROM stl_load_errors WHERE trim(filename) = '%s'"
+            % bad), 1220)
+        self.cur.execute("COPY %s FROM '%s' %s CSV ACCEPTINVCHARS AS '^'" % (
+            table, bad, keys_clause()))
+        self.assertEqual(self.scalar(
+            "SELECT count(*) FROM %s WHERE a = 'bad^^'" % table), 1)
+
+    def test_credentials(self):
+        table = unique("cpc")
+        self.cur.execute("CREATE TABLE %s (a int)" % table)
+        url = self.put("%s/x.csv" % table, b"1\n")
+        err = self.assertSqlError("COPY %s FROM '%s' ACCESS_KEY_ID '%s' "
+                                  "SECRET_ACCESS_KEY 'wrong' CSV" % (
+                                      table, url, ENV["AWS_ACCESS_KEY_ID"]),
+                                  "XX000")
+        self.assertIn("SignatureDoesNotMatch", str(err))
+        err = self.assertSqlError("COPY %s FROM '%s' ACCESS_KEY_ID 'AKIANOPE' "
+                                  "SECRET_ACCESS_KEY 'x' CSV" % (table, url),
+                                  "XX000")
+        self.assertIn("InvalidAccessKeyId", str(err))
+        self.assertSqlError("COPY %s FROM '%s' %s IAM_ROLE default CSV" % (
+            table, url, keys_clause()), "42601")
+        self.cur.execute("COPY %s FROM '%s' CREDENTIALS "
+                         "'aws_access_key_id=%s;aws_secret_access_key=%s;"
+                         "token=%s' CSV" % (
+                             table, url, ENV["TEST_SESSION_KEY_ID"],
+                             ENV["TEST_SESSION_SECRET"],
+                             ENV["TEST_SESSION_TOKEN"]))
+        self.cur.execute("COPY %s FROM '%s' IAM_ROLE '%s' CSV" % (
+            table, url, ENV["RS_IAM_ROLE"]))
+        self.cur.execute("COPY %s FROM '%s' IAM_ROLE default CSV" % (
+            table, url))
+        self.assertSqlError("COPY %s FROM '%s' IAM_ROLE "
+                            "'arn:aws:iam::1:role/other' CSV" % (table, url),
+                            "XX000", "not authorized")
+        self.assertEqual(self.scalar("SELECT count(*) FROM %s" % table), 3)
+
+    def test_copy_is_part_of_the_transaction(self):
+        table = unique("cpt")
+        self.cur.execute("CREATE TABLE %s (a int)" % table)
+        url = self.put("%s/x.csv" % table, b"1\n2\n")
+        self.cur.execute("BEGIN")
+        self.cur.execute("COPY %s FROM '%s' %s CSV" % (table, url,
+                                                       keys_clause()))
+        self.assertEqual(self.scalar("SELECT count(*) FROM %s" % table), 2)
+        self.cur.execute("ROLLBACK")
+        self.assertEqual(self.scalar("SELECT count(*) FROM %s" % table), 0)
+        # A temporary staging table, as the materialization path uses.
+        self.cur.execute("BEGIN")
+        self.cur.execute("CREATE TEMP TABLE stage (LIKE %s)" % table)
+        self.cur.execute("COPY stage FROM '%s' %s CSV" % (url, keys_clause()))
+        self.cur.execute("INSERT INTO %s SELECT * FROM stage" % table)
+        self.cur.execute("COMMIT")
+        self.assertEqual(self.scalar("SELECT count(*) FROM %s" % table), 2)
+
+
+# ----------------------------------------------------------------- item 10
+class T10PostgresCopyRejected(SimTestCase):
+    def test_postgres_only_copy(self):
+        self.cur.execute("CREATE TABLE IF NOT EXISTS pgcopy (a int)")
+        self.assertSqlError("COPY pgcopy FROM STDIN", "XX000",
+                            "LOAD source is not supported")
+        self.assertSqlError("COPY pgcopy TO STDOUT", "42601")
+        self.assertSqlError("COPY pgcopy FROM 's3://%s/x' %s WITH (FORMAT csv)"
+                            % (BUCKET, keys_clause()), "42601")
+        self.assertSqlError("COPY pgcopy FROM '/etc/passwd'", "XX000")
+        self.assertSqlError("COPY (SELECT 1) TO STDOUT", "42601")
+
+
+# ----------------------------------------------------------------- item 11
+class T11Unload(SimTestCase):
+    def keys(self, prefix):
+        listed = s3().list_objects_v2(Bucket=BUCKET, Prefix=prefix)
+        return sorted(o["Key"] for o in listed.get("Contents", []))
+
+    def test_parallel_unload_with_manifest(self):
+        prefix = unique("unload") + "/t_"
+        self.cur.execute(
+            "UNLOAD ('SELECT g, ''v''||g AS v FROM generate_series(1, 100) g')"
+            " TO 's3://%s/%s' %s CSV MANIFEST PARALLEL ON"
+            % (BUCKET, prefix, keys_clause()))
+        keys = self.keys(prefix)
+        parts = [k for k in keys if "_part_" in k]
+        self.assertGreaterEqual(len(parts), 2)
+        self.assertIn(prefix + "manifest", keys)
+        manifest = json.loads(s3().get_object(
+            Bucket=BUCKET, Key=prefix + "manifest")["Body"].read())
+        self.assertEqual(sorted(e["url"] for e in manifest["entries"]),
+                         ["s3://%s/%s" % (BUCKET, k) for k in parts])
+        rows = b"".join(s3().get_object(Bucket=BUCKET, Key=k)["Body"].read()
+                        for k in parts).decode().splitlines()
+        self.assertEqual(len(rows), 100)
+        self.assertIn("7,v7", rows)
+
+    def test_serial_gzip_overwrite_and_limit(self):
+        prefix = unique("unload") + "/s_"
+        sql = ("UNLOAD ('SELECT 1 AS a') TO 's3://%s/%s' %s GZIP PARALLEL OFF"
+               % (BUCKET, prefix, keys_clause()))
+        self.cur.execute(sql)
+        self.assertEqual(self.keys(prefix), [prefix + "000.gz"])
+        self.assertSqlError(sql, "XX000", "not empty")
+        self.cur.execute(sql + " ALLOWOVERWRITE")
+        body = s3().get_object(Bucket=BUCKET, Key=prefix + "000.gz")["Body"]
+        self.assertEqual(gzip.decompress(body.read()), b"1\n")
+        self.assertSqlError("UNLOAD ('SELECT 1 LIMIT 1') TO 's3://%s/%s' %s"
+                            % (BUCKET, unique("u"), keys_clause()),
+                            "XX000", "Limit clause")
+
+
+# ----------------------------------------------------------------- item 12
+class T12Merge(SimTestCase):
+    def test_merge_shapes(self):
+        self.cur.execute("DROP TABLE IF EXISTS mt, ms")
+        self.cur.execute("CREATE TABLE mt (k int, v varchar(10))")
+        self.cur.execute("CREATE TABLE ms (k int, v varchar(10))")
+        self.cur.execute("INSERT INTO mt VALUES (1, 'old'), (2, 'keep')")
+        self.cur.execute("INSERT INTO ms VALUES (1, 'new'), (3, 'add')")
+        self.cur.execute("MERGE INTO mt USING ms ON mt.k = ms.k "
+                         "WHEN MATCHED THEN UPDATE SET v = ms.v "
+                         "WHEN NOT MATCHED THEN INSERT VALUES (ms.k, ms.v)")
+        self.cur.execute("SELECT k, v FROM mt ORDER BY k")
+        self.assertEqual(self.cur.fetchall(), [(1, "new"), (2, "keep"),
+                                               (3, "add")])
+        self.assertSqlError("MERGE INTO mt USING (SELECT * FROM ms) s ON "
+                            "mt.k = s.k WHEN MATCHED THEN DELETE WHEN NOT "
+                            "MATCHED THEN INSERT VALUES (s.k, s.v)", "0A000")
+        self.assertSqlError("MERGE INTO mt USING ms ON mt.k = ms.k WHEN "
+                            "MATCHED AND ms.v = 'x' THEN DELETE WHEN NOT "
+                            "MATCHED THEN INSERT VALUES (ms.k, ms.v)", "42601")
+        self.assertSqlError("MERGE INTO mt USING ms ON mt.k = ms.k WHEN "
+                            "MATCHED THEN DELETE", "0A000")
+
+
+# ----------------------------------------------------------------- item 13
+class T13Rejections(SimTestCase):
+    def test_postgres_only_features(self):
+        self.cur.execute("CREATE TABLE IF NOT EXISTS rj (a int)")
+        cases = [
+            ("INSERT INTO rj VALUES (1) ON CONFLICT DO NOTHING", "42601"),
+            ("INSERT INTO rj VALUES (1) RETURNING a", "42601"),
+            ("LOCK TABLE rj IN EXCLUSIVE MODE", "42601"),
+            ("SELECT ARRAY[1, 2]", "42601"),
+            ("SELECT '{1,2}'::int[]", "42601"),
+            ("SELECT 1 = ANY ('{1}'::int[])", "42601"),
+            ("CREATE INDEX rj_a ON rj (a)", "42601"),
+            ("CREATE UNIQUE INDEX rj_a ON rj (a)", "42601"),
+            ("CREATE TRIGGER t AFTER INSERT ON rj FOR EACH ROW EXECUTE "
+             "FUNCTION f()", "42601"),
+            ("CREATE SEQUENCE s", "42601"),
+            ("CREATE TABLE rj2 (id serial)", "42704"),
+            ("SELECT nextval('s')", "42883"),
+            ("CREATE TABLE rj2 (a jsonb)", "42704"),
+            ("CREATE TABLE rj2 (a json)", "42704"),
+            ("CREATE TABLE rj2 (a uuid)", "42704"),
+            ("CREATE TABLE rj2 (a bytea)", "42704"),
+            ("ALTER TABLE rj ADD COLUMN b uuid", "42704"),
+            ("SELECT '{}'::jsonb", "42704"),
+            ("SELECT CAST('x' AS bytea)", "42704"),
+        ]
+        for sql, state in cases:
+            self.assertSqlError(sql, state)
+        self.cur.execute("BEGIN")
+        self.cur.execute("LOCK rj")
+        self.cur.execute("LOCK TABLE rj")
+        self.cur.execute("COMMIT")
+
+
+# ----------------------------------------------------------------- item 14
+class T14Types(SimTestCase):
+    def test_redshift_types_and_oids(self):
+        table = unique("ty")
+        self.cur.execute(
+            "CREATE TABLE %s (s super, v varbyte, g geometry, gg geography, "
+            "h hllsketch, t timetz, n numeric(38,10), c char(4))" % table)
+        self.cur.execute(
+            "INSERT INTO %s VALUES (json_parse('{\"a\": [1, 2]}'), "
+            "'\\\\x0aff', '0101000000000000000000F03F000000000000F03F', "
+            "'0101000020E6100000', '{}', '10:00:00+02', "
+            "1234567890123456789012345678.0123456789, 'ab')" % table)
+        self.cur.execute("SELECT * FROM %s" % table)
+        types = [d.type_code for d in self.cur.description]
+        self.assertEqual(types[:4], [4000, 6551, 3000, 3001])
+        self.assertEqual(types[5], 1266)
+        row = self.cur.fetchone()
+        self.assertEqual(row[0], '{"a":[1,2]}')
+        self.assertEqual(row[1], "0aff")
+        self.assertEqual(str(row[6]), "1234567890123456789012345678.0123456789")
+        self.assertEqual(row[7], "ab  ")
+        pq = LibPQ()
+        try:
+            err, value, oid = pq.exec_params("SELECT v FROM %s" % table)
+            self.assertEqual((err, value, oid), (None, "0aff", 6551))
+        finally:
+            pq.close()
+
+
+# ----------------------------------------------------------------- item 15
+class T15Catalog(SimTestCase):
+    def test_catalog_views(self):
+        schema = unique("cat")
+        self.cur.execute("CREATE SCHEMA %s" % schema)
+        self.cur.execute("CREATE TABLE %s.base (id int NOT NULL, name "
+                         "varchar(20), amount numeric(12,2))" % schema)
+        self.cur.execute("CREATE VIEW %s.lbv AS SELECT id, name FROM %s.base "
+                         "WITH NO SCHEMA BINDING" % (schema, schema))
+        self.cur.execute("SELECT table_name, table_type FROM svv_tables WHERE "
+                         "table_schema = %s ORDER BY 1", (schema,))
+        self.assertEqual(self.cur.fetchall(), [("base", "BASE TABLE"),
+                                               ("lbv", "VIEW")])
+        self.cur.execute("SELECT table_name, column_name, data_type, "
+                         "is_nullable, character_maximum_length, "
+                         "numeric_precision, numeric_scale FROM svv_columns "
+                         "WHERE table_schema = %s ORDER BY 1, ordinal_position",
+                         (schema,))
+        rows = self.cur.fetchall()
+        self.assertIn(("base", "id", "integer", "NO", None, 32, 0), rows)
+        self.assertIn(("base", "name", "character varying", "YES", 20, None,
+                       None), rows)
+        self.assertIn(("base", "amount", "numeric", "YES", None, 12, 2), rows)
+        self.assertIn(("lbv", "name", "character varying", "YES", 20, None,
+                       None), rows)
+        self.assertEqual(self.scalar(
+            "SELECT count(*) FROM svv_all_tables WHERE schema_name = '%s'"
+            % schema), 2)
+        self.assertEqual(self.scalar(
+            "SELECT count(*) FROM svv_table_info WHERE schema = '%s'" % schema),
+            1)
+        # pg_table_def: only schemas on the search_path, no late-binding views
+        self.assertEqual(self.scalar(
+            "SELECT count(*) FROM pg_table_def WHERE schemaname = '%s'"
+            % schema), 0)
+        self.cur.execute("SET search_path TO %s, public" % schema)
+        self.cur.execute("SELECT DISTINCT tablename FROM pg_table_def WHERE "
+                         "schemaname = %s", (schema,))
+        self.assertEqual(self.cur.fetchall(), [("base",)])
+        self.cur.execute("SELECT count(*) FROM stl_load_errors")
+        self.cur.execute("SELECT count(*) FROM sys_load_error_detail")
+
+
+# ----------------------------------------------------------------- item 16
+class T16IdentifierFolding(SimTestCase):
+    def test_quoted_identifiers_fold(self):
+        table = unique("Fold").replace("fold", "Fold")
+        self.cur.execute('CREATE TABLE "%s" ("ColA" int)' % table)
+        self.cur.execute('INSERT INTO "%s" ("COLA") VALUES (1)' % table)
+        self.cur.execute('SELECT "cola" FROM %s' % table.lower())
+        self.assertEqual(self.cur.description[0].name, "cola")
+        self.assertEqual(self.scalar(
+            "SELECT count(*) FROM svv_tables WHERE table_name = '%s'"
+            % table.lower()), 1)
+
+    def test_case_sensitive_setting(self):
+        self.cur.execute("SET enable_case_sensitive_identifier TO true")
+        table = unique("Case").replace("case", "Case")
+        self.cur.execute('CREATE TABLE "%s" (a int)' % table)
+        self.assertEqual(self.scalar(
+            "SELECT count(*) FROM svv_tables WHERE table_name = '%s'" % table),
+            1)
+        self.cur.execute("RESET enable_case_sensitive_identifier")
+        self.assertSqlError('SELECT * FROM "%s"' % table, "42P01")
+
+
+class ExtendedProtocol(SimTestCase):
+    def test_rules_apply_to_parse(self):
+        pq = LibPQ()
+        try:
+            self.assertEqual(pq.exec_params("SELECT $1::int + 1", ["41"])[:2],
+                             (None, "42"))
+            self.assertEqual(pq.exec_params("SELECT E'x' || $1", ["y"])[0],
+                             "42704")
+            self.assertEqual(pq.exec_params("SAVEPOINT a")[0], "0A000")
+            self.assertEqual(pq.exec_params("SELECT version()")[1][:16],
+                             "PostgreSQL 8.0.2")
+        finally:
+            pq.close()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
