@@ -33,3 +33,41 @@ CREATE FUNCTION redshift_fdw.library_version()
 RETURNS text
 AS 'MODULE_PATHNAME', 'redshift_fdw_library_version'
 LANGUAGE C STRICT IMMUTABLE;
+
+-- Connections of this backend: close them, list them.
+CREATE FUNCTION redshift_fdw.disconnect(server text)
+RETURNS bool
+AS 'MODULE_PATHNAME', 'redshift_fdw_disconnect'
+LANGUAGE C STRICT VOLATILE;
+
+CREATE FUNCTION redshift_fdw.disconnect_all()
+RETURNS bool
+AS 'MODULE_PATHNAME', 'redshift_fdw_disconnect_all'
+LANGUAGE C STRICT VOLATILE;
+
+CREATE FUNCTION redshift_fdw.connection_list(
+    OUT server_name text, OUT user_name text, OUT valid bool, OUT busy bool,
+    OUT redshift bool, OUT opened_at timestamptz)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'redshift_fdw_connection_list'
+LANGUAGE C STRICT VOLATILE;
+
+CREATE VIEW redshift_fdw.connections AS
+  SELECT * FROM redshift_fdw.connection_list();
+GRANT SELECT ON redshift_fdw.connections TO PUBLIC;
+
+-- Discovery and validation.
+CREATE FUNCTION redshift_fdw.discover(
+    server name, schemas text[] DEFAULT NULL, include_views bool DEFAULT false,
+    OUT schema_name text, OUT table_name text, OUT kind text,
+    OUT columns jsonb, OUT primary_key text[], OUT cursor_column text,
+    OUT estimated_rows bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'redshift_fdw_discover'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE;
+
+CREATE FUNCTION redshift_fdw.check(
+    server text, OUT step text, OUT ok bool, OUT detail text, OUT hint text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'redshift_fdw_check'
+LANGUAGE C STRICT VOLATILE;

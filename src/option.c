@@ -16,8 +16,24 @@
 #include "catalog/pg_attribute.h"
 #include "commands/defrem.h"
 #include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/varlena.h"
+#include <limits.h>
 
 #include "option.h"
+
+/* How an option's value is checked. */
+typedef enum RedshiftOptionKind
+{
+	OPT_STRING,	  /* any non-empty string */
+	OPT_INT,	  /* integer within [min, max] */
+	OPT_BOOL,	  /* boolean */
+	OPT_SSLMODE,  /* one of libpq's sslmode values */
+	OPT_COLUMNS,  /* comma-separated list of column names */
+	OPT_QUERY	  /* a remote SELECT */
+} RedshiftOptionKind;
 
 /* One option the wrapper accepts, and where it may appear. */
 typedef struct RedshiftOption
@@ -25,26 +41,150 @@ typedef struct RedshiftOption
 	const char *name;
 	/* ForeignServerRelationId, UserMappingRelationId, ... */
 	Oid catalog;
+	RedshiftOptionKind kind;
+	int min;
+	int max;
+	bool superuser_only; /* only a superuser may set it to false */
 } RedshiftOption;
 
-/* The options accepted so far; terminated by a NULL name. */
-static const RedshiftOption option_table[] = {{NULL, InvalidOid}};
+/* Every option the wrapper accepts; terminated by a NULL name. */
+static const RedshiftOption option_table[] = {
+	/* connection (server) */
+	{"host", ForeignServerRelationId, OPT_STRING},
+	{"port", ForeignServerRelationId, OPT_INT, 1, 65535},
+	{"dbname", ForeignServerRelationId, OPT_STRING},
+	{"sslmode", ForeignServerRelationId, OPT_SSLMODE},
+	{"sslrootcert", ForeignServerRelationId, OPT_STRING},
+	{"connect_timeout", ForeignServerRelationId, OPT_INT, 0, 3600},
+	{"application_name", ForeignServerRelationId, OPT_STRING},
+	{"fetch_size", ForeignServerRelationId, OPT_INT, 1, 1000000},
+	{"statement_timeout", ForeignServerRelationId, OPT_INT, 0, INT_MAX},
+	/* authentication (user mapping) */
+	{"user", UserMappingRelationId, OPT_STRING},
+	{"password", UserMappingRelationId, OPT_STRING},
+	{"password_required", UserMappingRelationId, OPT_BOOL, 0, 0, true},
+	/* foreign table */
+	{"schema_name", ForeignTableRelationId, OPT_STRING},
+	{"table_name", ForeignTableRelationId, OPT_STRING},
+	{"query", ForeignTableRelationId, OPT_QUERY},
+	{"fetch_size", ForeignTableRelationId, OPT_INT, 1, 1000000},
+	{"key", ForeignTableRelationId, OPT_COLUMNS},
+	/* column */
+	{"column_name", AttributeRelationId, OPT_STRING},
+	{NULL, InvalidOid}};
 
-/*
- * Is the named option valid for the given catalog?  Used by the validator
- * and to build the list shown in the hint of an unknown-option error.
- */
-static bool
-option_is_valid(const char *name, Oid catalog)
+/* The option table entry for a name in a catalog, or NULL. */
+static const RedshiftOption *
+find_option(const char *name, Oid catalog)
 {
 	const RedshiftOption *opt;
 
 	for (opt = option_table; opt->name != NULL; opt++)
 	{
 		if (opt->catalog == catalog && strcmp(opt->name, name) == 0)
-			return true;
+			return opt;
 	}
-	return false;
+	return NULL;
+}
+
+/*
+ * Check one option value against its kind, raising an error that names
+ * the option and says what is wrong.
+ */
+static void
+check_option_value(const RedshiftOption *opt, DefElem *def)
+{
+	char *value = defGetString(def);
+
+	switch (opt->kind)
+	{
+		case OPT_STRING:
+			if (value[0] == '\0' && strcmp(opt->name, "password") != 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+						 errmsg("option \"%s\" must not be empty", opt->name)));
+			break;
+		case OPT_INT:
+			{
+				int number;
+
+				if (!parse_int(value, &number, 0, NULL) || number < opt->min ||
+					number > opt->max)
+					ereport(ERROR,
+							(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+							 errmsg("invalid value for option \"%s\": \"%s\"",
+									opt->name, value),
+							 errdetail("The value must be an integer from %d "
+									   "to %d.",
+									   opt->min, opt->max)));
+				break;
+			}
+		case OPT_BOOL:
+			{
+				bool flag;
+
+				if (!parse_bool(value, &flag))
+					ereport(ERROR,
+							(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+							 errmsg("invalid value for option \"%s\": \"%s\"",
+									opt->name, value),
+							 errdetail("The value must be a boolean.")));
+				if (opt->superuser_only && !flag && !superuser())
+					ereport(ERROR,
+							(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+							 errmsg("only a superuser may set option \"%s\" "
+									"to false",
+									opt->name)));
+				break;
+			}
+		case OPT_SSLMODE:
+			if (strcmp(value, "disable") != 0 && strcmp(value, "allow") != 0 &&
+				strcmp(value, "prefer") != 0 &&
+				strcmp(value, "require") != 0 &&
+				strcmp(value, "verify-ca") != 0 &&
+				strcmp(value, "verify-full") != 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+						 errmsg("invalid value for option \"sslmode\": \"%s\"",
+								value),
+						 errhint("Valid values are disable, allow, prefer, "
+								 "require, verify-ca and verify-full.")));
+			break;
+		case OPT_COLUMNS:
+			{
+				List *names;
+				char *copy = pstrdup(value);
+
+				if (!SplitIdentifierString(copy, ',', &names) ||
+					list_length(names) == 0)
+					ereport(ERROR,
+							(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+							 errmsg("invalid value for option \"%s\": \"%s\"",
+									opt->name, value),
+							 errhint("Give a comma-separated list of column "
+									 "names, for example 'id' or "
+									 "'tenant_id, id'.")));
+				break;
+			}
+		case OPT_QUERY:
+			{
+				const char *p = value;
+
+				while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' ||
+					   *p == '(')
+					p++;
+				if (pg_strncasecmp(p, "select", 6) != 0 &&
+					pg_strncasecmp(p, "with", 4) != 0)
+					ereport(ERROR,
+							(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+							 errmsg("option \"query\" must be a SELECT "
+									"statement"),
+							 errhint("The query is used as a subquery in "
+									 "FROM; write it as SELECT ... or "
+									 "WITH ... SELECT ...")));
+				break;
+			}
+	}
 }
 
 /*
@@ -75,23 +215,69 @@ void
 redshift_validate_options(List *options, Oid catalog)
 {
 	ListCell *cell;
+	bool has_query = false;
+	bool has_name = false;
+
+	foreach (cell, options)
+	{
+		DefElem *def = (DefElem *) lfirst(cell);
+		const RedshiftOption *opt = find_option(def->defname, catalog);
+
+		if (opt == NULL)
+		{
+			char *valid = valid_option_names(catalog);
+
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+					 errmsg("invalid option \"%s\"", def->defname),
+					 valid[0] != '\0'
+						 ? errhint("Valid options in this context are: %s",
+								   valid)
+						 : errhint("There are no valid options in this "
+								   "context.")));
+		}
+		check_option_value(opt, def);
+		if (strcmp(opt->name, "query") == 0)
+			has_query = true;
+		if (strcmp(opt->name, "schema_name") == 0 ||
+			strcmp(opt->name, "table_name") == 0)
+			has_name = true;
+	}
+	if (has_query && has_name)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+				 errmsg("options \"query\" and \"schema_name\"/\"table_name\" "
+						"cannot be used together"),
+				 errhint("A foreign table reads either a remote table or a "
+						 "remote query.")));
+}
+
+/*
+ * The value of an option in a list of DefElems, or NULL when absent.
+ */
+char *
+redshift_option_string(List *options, const char *name)
+{
+	ListCell *cell;
 
 	foreach (cell, options)
 	{
 		DefElem *def = (DefElem *) lfirst(cell);
 
-		if (!option_is_valid(def->defname, catalog))
-		{
-			char *valid = valid_option_names(catalog);
-
-			ereport(
-				ERROR,
-				(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
-				 errmsg("invalid option \"%s\"", def->defname),
-				 valid[0] != '\0'
-					 ? errhint("Valid options in this context are: %s", valid)
-					 : errhint("There are no valid options in this "
-							   "context.")));
-		}
+		if (strcmp(def->defname, name) == 0)
+			return defGetString(def);
 	}
+	return NULL;
+}
+
+/*
+ * An integer option's value, or the default when absent (the validator has
+ * already checked the range).
+ */
+int
+redshift_option_int(List *options, const char *name, int default_value)
+{
+	char *value = redshift_option_string(options, name);
+
+	return value ? pg_strtoint32(value) : default_value;
 }

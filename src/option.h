@@ -10,5 +10,8 @@
 #include "nodes/pg_list.h"
 
 extern void redshift_validate_options(List *options, Oid catalog);
+extern char *redshift_option_string(List *options, const char *name);
+extern int redshift_option_int(List *options, const char *name,
+							   int default_value);
 
 #endif /* REDSHIFT_FDW_OPTION_H */

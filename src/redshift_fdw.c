@@ -3,19 +3,20 @@
  *		Entry points of the redshift_fdw extension: module initialisation,
  *		the foreign-data wrapper handler and validator.
  *
- * The planner and executor callbacks live in their own files as the read
- * path grows; this file only wires them into the FdwRoutine.
+ * The planner and executor callbacks live in scan.c, discovery in
+ * import.c; this file only wires them into the FdwRoutine.
  */
 #include "postgres.h"
 
 #include "access/reloptions.h"
 #include "fmgr.h"
 #include "foreign/fdwapi.h"
-#include "nodes/pathnodes.h"
 #include "utils/builtins.h"
 
 #include "redshift_fdw.h"
+#include "import.h"
 #include "option.h"
+#include "scan.h"
 
 PG_MODULE_MAGIC;
 
@@ -33,22 +34,6 @@ _PG_init(void)
 }
 
 /*
- * Size estimation is the first callback the planner makes for a foreign
- * relation.  Until the read path exists, say so plainly instead of letting
- * the planner reach callbacks that do not exist.
- */
-static void
-redshift_get_foreign_rel_size(PlannerInfo *root, RelOptInfo *baserel,
-							  Oid foreigntableid)
-{
-	ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					errmsg("redshift_fdw %s cannot scan foreign tables yet",
-						   REDSHIFT_FDW_VERSION),
-					errhint("Upgrade redshift_fdw to a version with the read "
-							"path.")));
-}
-
-/*
  * The FDW handler: returns the callbacks of this wrapper.
  */
 Datum
@@ -56,7 +41,8 @@ redshift_fdw_handler(PG_FUNCTION_ARGS)
 {
 	FdwRoutine *routine = makeNode(FdwRoutine);
 
-	routine->GetForeignRelSize = redshift_get_foreign_rel_size;
+	redshift_scan_routine(routine);
+	routine->ImportForeignSchema = redshift_import_foreign_schema;
 
 	PG_RETURN_POINTER(routine);
 }
