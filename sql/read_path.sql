@@ -2,17 +2,7 @@
 -- Foreign scans against the Redshift simulator: what is pushed down, and
 -- that pushed-down results equal local evaluation.
 --
-\getenv rs_host RS_HOST
-\getenv rs_port RS_PORT
-\getenv rs_user RS_USER
-\getenv rs_password RS_PASSWORD
-\! PGOPTIONS= PGPASSWORD="$RS_PASSWORD" psql -X -q -v ON_ERROR_STOP=1 "host=$RS_HOST port=$RS_PORT dbname=$RS_DB user=$RS_USER" -f test/fixtures/redshift_tables.sql >/dev/null 2>&1 || echo fixture failed
-
-CREATE EXTENSION redshift_fdw;
-CREATE SERVER rs FOREIGN DATA WRAPPER redshift_fdw
-  OPTIONS (host :'rs_host', port :'rs_port', dbname 'dev');
-CREATE USER MAPPING FOR CURRENT_USER SERVER rs
-  OPTIONS (user :'rs_user', password :'rs_password');
+\i test/fixtures/regress_server.sql
 CREATE SCHEMA rs;
 IMPORT FOREIGN SCHEMA fdw_test LIMIT TO (orders) FROM SERVER rs INTO rs;
 CREATE TABLE loc_orders AS SELECT * FROM rs.orders;

@@ -62,22 +62,26 @@ append_name_match(StringInfo buf, const char *column, List *names,
 
 /*
  * The catalog query listing columns of tables (and views, if wanted) in
- * the given schemas (NIL: every non-system schema).
+ * the given schemas (NIL: every non-system schema).  A plain PostgreSQL
+ * peer has information_schema views of the same shape instead of svv_*.
  */
 static char *
-columns_query(List *schemas, bool include_views, List *limit_to, List *except)
+columns_query(RedshiftConn *rconn, List *schemas, bool include_views,
+			  List *limit_to, List *except)
 {
 	StringInfoData buf;
 
 	initStringInfo(&buf);
-	appendStringInfoString(
+	appendStringInfo(
 		&buf,
 		"SELECT c.table_schema, c.table_name, t.table_type, c.column_name, "
 		"c.data_type, c.character_maximum_length, c.numeric_precision, "
 		"c.numeric_scale, c.is_nullable "
-		"FROM svv_columns c JOIN svv_tables t "
+		"FROM %s c JOIN %s t "
 		"ON t.table_schema = c.table_schema AND t.table_name = c.table_name "
-		"WHERE t.table_type IN ('BASE TABLE', 'EXTERNAL TABLE'");
+		"WHERE t.table_type IN ('BASE TABLE', 'EXTERNAL TABLE'",
+		rconn->is_redshift ? "svv_columns" : "information_schema.columns",
+		rconn->is_redshift ? "svv_tables" : "information_schema.tables");
 	if (include_views)
 		appendStringInfoString(&buf, ", 'VIEW'");
 	appendStringInfoChar(&buf, ')');
@@ -280,7 +284,7 @@ redshift_import_foreign_schema(ImportForeignSchemaStmt *stmt, Oid serverOid)
 
 		cols = redshift_catalog_query(
 			rconn,
-			columns_query(schemas, import_views,
+			columns_query(rconn, schemas, import_views,
 						  stmt->list_type == FDW_IMPORT_SCHEMA_LIMIT_TO ? names
 																		: NIL,
 						  stmt->list_type == FDW_IMPORT_SCHEMA_EXCEPT ? names
@@ -445,9 +449,11 @@ redshift_fdw_discover(PG_FUNCTION_ARGS)
 		int i = 0;
 
 		cols = redshift_catalog_query(
-			rconn, columns_query(schemas, include_views, NIL, NIL), false);
+			rconn, columns_query(rconn, schemas, include_views, NIL, NIL),
+			false);
 		keys = redshift_catalog_query(rconn, keys_query(schemas), true);
-		sizes = table_rows(rconn, schemas);
+		if (rconn->is_redshift)
+			sizes = table_rows(rconn, schemas);
 		n = PQntuples(cols);
 
 		while (i < n)

@@ -479,7 +479,11 @@ start_query(ForeignScanState *node)
 								 &nulls[i]);
 		i++;
 	}
-	MemoryContextSwitchTo(oldcxt);
+	/*
+	 * The SQL sent must outlive this call: IterateForeignScan runs in the
+	 * per-tuple context, so build it in the scan state's own context.
+	 */
+	MemoryContextSwitchTo(GetMemoryChunkContext(state));
 	if (state->sent_sql && state->sent_sql != state->sql)
 		pfree(state->sent_sql);
 	state->sent_sql = state->nparams > 0
@@ -487,6 +491,7 @@ start_query(ForeignScanState *node)
 												 values, nulls,
 												 state->param_types)
 						  : state->sql;
+	MemoryContextSwitchTo(oldcxt);
 
 	redshift_send_query(state->conn, state->sent_sql, 0, NULL);
 	if (!PQsetSingleRowMode(state->conn->conn))
