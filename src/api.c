@@ -33,8 +33,8 @@ PG_FUNCTION_INFO_V1(redshift_fdw_check);
 Datum
 redshift_fdw_disconnect(PG_FUNCTION_ARGS)
 {
-	ForeignServer *server = GetForeignServerByName(
-		text_to_cstring(PG_GETARG_TEXT_PP(0)), false);
+	ForeignServer *server =
+		GetForeignServerByName(text_to_cstring(PG_GETARG_TEXT_PP(0)), false);
 
 	PG_RETURN_BOOL(redshift_disconnect_server(server->serverid) > 0);
 }
@@ -61,8 +61,8 @@ redshift_fdw_connection_list(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	for (rconn = redshift_connection_list(); rconn; rconn = rconn->next)
 	{
-		ForeignServer *server = GetForeignServerExtended(rconn->serverid,
-														 FSV_MISSING_OK);
+		ForeignServer *server =
+			GetForeignServerExtended(rconn->serverid, FSV_MISSING_OK);
 		Datum values[6];
 		bool nulls[6] = {false};
 
@@ -93,10 +93,10 @@ typedef struct CheckState
 {
 	UserMapping *user;
 	RedshiftConn *conn;
-	char *detail;	/* what a step found */
-	char *hint;		/* what to do about a failure found without error */
+	char *detail; /* what a step found */
+	char *hint;	  /* what to do about a failure found without error */
 	bool ok;
-	List *tables;	/* "schema"."table" of a sample, for the last step */
+	List *tables; /* "schema"."table" of a sample, for the last step */
 } CheckState;
 
 typedef void (*CheckStep)(CheckState *state);
@@ -138,9 +138,9 @@ run_step(CheckStep step, CheckState *state, char **detail, char **hint)
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
 		ok = false;
-		*detail = edata->detail ? psprintf("%s: %s", edata->message,
-										   edata->detail)
-								: edata->message;
+		*detail = edata->detail
+					  ? psprintf("%s: %s", edata->message, edata->detail)
+					  : edata->message;
 		*hint = edata->hint;
 	}
 	PG_END_TRY();
@@ -248,8 +248,8 @@ step_select_permission(CheckState *state)
 	if (total == 0)
 		state->detail = "no table to sample";
 	else if (failed == 0)
-		state->detail = psprintf("%d of %d sampled tables readable", total,
-								 total);
+		state->detail =
+			psprintf("%d of %d sampled tables readable", total, total);
 	else
 	{
 		state->ok = false;
@@ -277,8 +277,8 @@ redshift_fdw_check(PG_FUNCTION_ARGS)
 				 {"list schemas", step_list_schemas},
 				 {"select permission", step_select_permission}};
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	ForeignServer *server = GetForeignServerByName(
-		text_to_cstring(PG_GETARG_TEXT_PP(0)), false);
+	ForeignServer *server =
+		GetForeignServerByName(text_to_cstring(PG_GETARG_TEXT_PP(0)), false);
 	CheckState state = {0};
 	bool failed = false;
 	int i;

@@ -68,9 +68,16 @@ redshift_connection_init(void)
 static bool
 is_libpq_option(const char *name)
 {
-	static const char *const libpq_options[] = {
-		"host", "port", "dbname", "sslmode", "sslrootcert",
-		"connect_timeout", "application_name", "user", "password", NULL};
+	static const char *const libpq_options[] = {"host",
+												"port",
+												"dbname",
+												"sslmode",
+												"sslrootcert",
+												"connect_timeout",
+												"application_name",
+												"user",
+												"password",
+												NULL};
 	int i;
 
 	for (i = 0; libpq_options[i] != NULL; i++)
@@ -167,8 +174,8 @@ redshift_connection_string(UserMapping *user, bool for_display)
 static void
 check_password_given(UserMapping *user)
 {
-	char *required = redshift_option_string(user->options,
-											"password_required");
+	char *required =
+		redshift_option_string(user->options, "password_required");
 	bool flag = true;
 
 	if (superuser_arg(user->userid))
@@ -275,8 +282,8 @@ connect_interruptibly(UserMapping *user)
 													  : WL_SOCKET_WRITEABLE;
 			if (deadline)
 			{
-				wait_ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
-														  deadline);
+				wait_ms = TimestampDifferenceMilliseconds(
+					GetCurrentTimestamp(), deadline);
 				if (wait_ms <= 0)
 				{
 					timed_out = true;
@@ -304,11 +311,12 @@ connect_interruptibly(UserMapping *user)
 
 	if (timed_out || PQstatus(conn) != CONNECTION_OK)
 	{
-		char *msg = pchomp(timed_out ? "timeout expired"
-									 : PQerrorMessage(conn));
+		char *msg =
+			pchomp(timed_out ? "timeout expired" : PQerrorMessage(conn));
 		const char *hint = connection_failure_hint(conn, timed_out);
-		int code = timed_out ? ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION
-							 : connection_failure_code(conn);
+		int code = timed_out
+					   ? ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION
+					   : connection_failure_code(conn);
 		char *hint_copy = hint ? pstrdup(hint) : NULL;
 
 		PQfinish(conn);
@@ -355,10 +363,10 @@ open_connection(UserMapping *user)
 	rconn->userid = user->userid;
 	rconn->conn = conn;
 	rconn->is_redshift = PQparameterStatus(conn, "padb_version") != NULL;
-	rconn->server_hash = GetSysCacheHashValue1(FOREIGNSERVEROID,
-											   ObjectIdGetDatum(server->serverid));
-	rconn->mapping_hash = GetSysCacheHashValue1(USERMAPPINGOID,
-												ObjectIdGetDatum(user->umid));
+	rconn->server_hash = GetSysCacheHashValue1(
+		FOREIGNSERVEROID, ObjectIdGetDatum(server->serverid));
+	rconn->mapping_hash =
+		GetSysCacheHashValue1(USERMAPPINGOID, ObjectIdGetDatum(user->umid));
 	rconn->opened_at = GetCurrentTimestamp();
 	rconn->next = connections;
 	connections = rconn;
@@ -376,8 +384,9 @@ open_connection(UserMapping *user)
 	 * literal rules, so the same escaping serves both.
 	 */
 	if (!rconn->is_redshift)
-		appendStringInfoString(&setup, "; SET standard_conforming_strings TO "
-									   "off; SET escape_string_warning TO off");
+		appendStringInfoString(&setup,
+							   "; SET standard_conforming_strings TO "
+							   "off; SET escape_string_warning TO off");
 	else
 	{
 		/*
@@ -385,8 +394,8 @@ open_connection(UserMapping *user)
 		 * them so); without this Redshift would fold quoted names to lower
 		 * case and tables created with mixed-case names could not be read.
 		 */
-		appendStringInfoString(&setup,
-							   "; SET enable_case_sensitive_identifier TO true");
+		appendStringInfoString(
+			&setup, "; SET enable_case_sensitive_identifier TO true");
 	}
 	timeout_ms = redshift_option_int(server->options, "statement_timeout", -1);
 	if (timeout_ms >= 0)
@@ -472,10 +481,9 @@ redshift_get_result(RedshiftConn *rconn, const char *sql)
 
 	while (PQisBusy(conn))
 	{
-		int rc = WaitLatchOrSocket(MyLatch,
-								   WL_LATCH_SET | WL_SOCKET_READABLE |
-									   WL_EXIT_ON_PM_DEATH,
-								   PQsocket(conn), -1L, PG_WAIT_EXTENSION);
+		int rc = WaitLatchOrSocket(
+			MyLatch, WL_LATCH_SET | WL_SOCKET_READABLE | WL_EXIT_ON_PM_DEATH,
+			PQsocket(conn), -1L, PG_WAIT_EXTENSION);
 
 		if (rc & WL_LATCH_SET)
 		{
@@ -607,8 +615,8 @@ cancel_and_drain(RedshiftConn *rconn)
 		}
 		PQfreeCancel(cancel);
 	}
-	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-										   CANCEL_WAIT_MS);
+	deadline =
+		TimestampTzPlusMilliseconds(GetCurrentTimestamp(), CANCEL_WAIT_MS);
 	for (;;)
 	{
 		while (PQisBusy(conn))

@@ -19,14 +19,14 @@
 /* One connection of the pool. */
 typedef struct RedshiftConn
 {
-	Oid umid;		  /* user mapping it was opened for */
-	Oid serverid;	  /* its foreign server */
-	Oid userid;		  /* local user of the mapping */
-	PGconn *conn;	  /* NULL once closed */
-	bool busy;		  /* held by a scan or a function */
-	bool query_active; /* results may still be unread */
-	bool invalidated; /* server or mapping changed: close when idle */
-	bool is_redshift; /* the peer announced itself as Redshift */
+	Oid umid;			/* user mapping it was opened for */
+	Oid serverid;		/* its foreign server */
+	Oid userid;			/* local user of the mapping */
+	PGconn *conn;		/* NULL once closed */
+	bool busy;			/* held by a scan or a function */
+	bool query_active;	/* results may still be unread */
+	bool invalidated;	/* server or mapping changed: close when idle */
+	bool is_redshift;	/* the peer announced itself as Redshift */
 	int acquired_level; /* transaction nesting level of the holder */
 	uint32 server_hash; /* syscache hash values, for invalidation */
 	uint32 mapping_hash;

@@ -63,8 +63,7 @@ static void deparse_expr(Expr *node, DeparseContext *ctx);
 static bool
 is_local_value(Node *node)
 {
-	if (node == NULL || IsA(node, Var) || IsA(node, Const) ||
-		IsA(node, List))
+	if (node == NULL || IsA(node, Var) || IsA(node, Const) || IsA(node, List))
 		return false;
 	if (!redshift_is_shippable_type(exprType(node)))
 		return false;
@@ -102,53 +101,52 @@ shippable_walker(Node *node, ShipContext *ctx)
 	switch (nodeTag(node))
 	{
 		case T_Var:
-			{
-				Var *var = (Var *) node;
+		{
+			Var *var = (Var *) node;
 
-				return (Index) var->varno == ctx->relid && var->varlevelsup == 0 &&
-					   var->varattno > 0;
-			}
+			return (Index) var->varno == ctx->relid && var->varlevelsup == 0 &&
+				   var->varattno > 0;
+		}
 		case T_Const:
-			{
-				Const *c = (Const *) node;
+		{
+			Const *c = (Const *) node;
 
-				return c->constisnull ||
-					   redshift_is_shippable_type(c->consttype);
-			}
+			return c->constisnull || redshift_is_shippable_type(c->consttype);
+		}
 		case T_Param:
 			return redshift_is_shippable_type(((Param *) node)->paramtype);
 		case T_OpExpr:
-			{
-				OpExpr *op = (OpExpr *) node;
+		{
+			OpExpr *op = (OpExpr *) node;
 
-				if (!redshift_is_shippable_operator(op->opno, &text_order) ||
-					!collation_ok(op->inputcollid, text_order))
-					return false;
-				return shippable_walker((Node *) op->args, ctx);
-			}
+			if (!redshift_is_shippable_operator(op->opno, &text_order) ||
+				!collation_ok(op->inputcollid, text_order))
+				return false;
+			return shippable_walker((Node *) op->args, ctx);
+		}
 		case T_ScalarArrayOpExpr:
-			{
-				ScalarArrayOpExpr *saop = (ScalarArrayOpExpr *) node;
-				Node *array = (Node *) lsecond(saop->args);
-				char *name = get_opname(saop->opno);
+		{
+			ScalarArrayOpExpr *saop = (ScalarArrayOpExpr *) node;
+			Node *array = (Node *) lsecond(saop->args);
+			char *name = get_opname(saop->opno);
 
-				if (!redshift_is_shippable_operator(saop->opno, &text_order))
+			if (!redshift_is_shippable_operator(saop->opno, &text_order))
+				return false;
+			/* only x = ANY (...) and x <> ALL (...): IN and NOT IN */
+			if (name == NULL ||
+				(saop->useOr ? strcmp(name, "=") : strcmp(name, "<>")))
+				return false;
+			if (IsA(array, Const))
+			{
+				if (((Const *) array)->constisnull)
 					return false;
-				/* only x = ANY (...) and x <> ALL (...): IN and NOT IN */
-				if (name == NULL ||
-					(saop->useOr ? strcmp(name, "=") : strcmp(name, "<>")))
-					return false;
-				if (IsA(array, Const))
-				{
-					if (((Const *) array)->constisnull)
-						return false;
-				}
-				else if (!IsA(array, ArrayExpr) ||
-						 !shippable_walker(
-							 (Node *) ((ArrayExpr *) array)->elements, ctx))
-					return false;
-				return shippable_walker((Node *) linitial(saop->args), ctx);
 			}
+			else if (!IsA(array, ArrayExpr) ||
+					 !shippable_walker(
+						 (Node *) ((ArrayExpr *) array)->elements, ctx))
+				return false;
+			return shippable_walker((Node *) linitial(saop->args), ctx);
+		}
 		case T_BoolExpr:
 			return shippable_walker((Node *) ((BoolExpr *) node)->args, ctx);
 		case T_NullTest:
@@ -156,50 +154,48 @@ shippable_walker(Node *node, ShipContext *ctx)
 				return false;
 			return shippable_walker((Node *) ((NullTest *) node)->arg, ctx);
 		case T_BooleanTest:
-			return shippable_walker((Node *) ((BooleanTest *) node)->arg,
-									ctx);
+			return shippable_walker((Node *) ((BooleanTest *) node)->arg, ctx);
 		case T_RelabelType:
-			return shippable_walker((Node *) ((RelabelType *) node)->arg,
-									ctx);
+			return shippable_walker((Node *) ((RelabelType *) node)->arg, ctx);
 		case T_FuncExpr:
-			{
-				FuncExpr *func = (FuncExpr *) node;
+		{
+			FuncExpr *func = (FuncExpr *) node;
 
-				if ((func->funcformat != COERCE_IMPLICIT_CAST &&
-					 func->funcformat != COERCE_EXPLICIT_CAST) ||
-					list_length(func->args) != 1 ||
-					!redshift_is_shippable_cast(
-						exprType(linitial(func->args)), func->funcresulttype))
-					return false;
-				return shippable_walker((Node *) func->args, ctx);
-			}
+			if ((func->funcformat != COERCE_IMPLICIT_CAST &&
+				 func->funcformat != COERCE_EXPLICIT_CAST) ||
+				list_length(func->args) != 1 ||
+				!redshift_is_shippable_cast(exprType(linitial(func->args)),
+											func->funcresulttype))
+				return false;
+			return shippable_walker((Node *) func->args, ctx);
+		}
 		case T_RowCompareExpr:
-			{
-				RowCompareExpr *rc = (RowCompareExpr *) node;
-				ListCell *op;
-				ListCell *coll;
+		{
+			RowCompareExpr *rc = (RowCompareExpr *) node;
+			ListCell *op;
+			ListCell *coll;
 
-				forboth (op, rc->opnos, coll, rc->inputcollids)
-				{
-					if (!redshift_is_shippable_operator(lfirst_oid(op),
-														&text_order) ||
-						!collation_ok(lfirst_oid(coll), text_order))
-						return false;
-				}
-				return shippable_walker((Node *) rc->largs, ctx) &&
-					   shippable_walker((Node *) rc->rargs, ctx);
+			forboth (op, rc->opnos, coll, rc->inputcollids)
+			{
+				if (!redshift_is_shippable_operator(lfirst_oid(op),
+													&text_order) ||
+					!collation_ok(lfirst_oid(coll), text_order))
+					return false;
 			}
+			return shippable_walker((Node *) rc->largs, ctx) &&
+				   shippable_walker((Node *) rc->rargs, ctx);
+		}
 		case T_List:
-			{
-				ListCell *lc;
+		{
+			ListCell *lc;
 
-				foreach (lc, (List *) node)
-				{
-					if (!shippable_walker((Node *) lfirst(lc), ctx))
-						return false;
-				}
-				return true;
+			foreach (lc, (List *) node)
+			{
+				if (!shippable_walker((Node *) lfirst(lc), ctx))
+					return false;
 			}
+			return true;
+		}
 		default:
 			return false;
 	}
@@ -224,8 +220,7 @@ redshift_is_foreign_expr(PlannerInfo *root, RelOptInfo *baserel, Expr *expr)
  * btree ordering of a shippable type, C collation for text.
  */
 Expr *
-redshift_pathkey_expr(PlannerInfo *root, RelOptInfo *baserel,
-					  PathKey *pathkey)
+redshift_pathkey_expr(PlannerInfo *root, RelOptInfo *baserel, PathKey *pathkey)
 {
 	EquivalenceClass *ec = pathkey->pk_eclass;
 	ListCell *lc;
@@ -238,7 +233,8 @@ redshift_pathkey_expr(PlannerInfo *root, RelOptInfo *baserel,
 		Oid type = exprType((Node *) em->em_expr);
 		Oid opfamily_type;
 
-		if (em->em_is_const || !bms_is_subset(em->em_relids, baserel->relids) ||
+		if (em->em_is_const ||
+			!bms_is_subset(em->em_relids, baserel->relids) ||
 			bms_is_empty(em->em_relids))
 			continue;
 		if (!redshift_is_shippable_type(type) ||
@@ -247,8 +243,7 @@ redshift_pathkey_expr(PlannerInfo *root, RelOptInfo *baserel,
 		/* the sort must use the type's default btree operator family */
 		opfamily_type = type == VARCHAROID ? TEXTOID : type;
 		if (pathkey->pk_opfamily !=
-			get_opclass_family(GetDefaultOpClass(opfamily_type,
-												 BTREE_AM_OID)))
+			get_opclass_family(GetDefaultOpClass(opfamily_type, BTREE_AM_OID)))
 			continue;
 		if ((type == TEXTOID || type == VARCHAROID || type == BPCHAROID) &&
 			!collation_ok(ec->ec_collation, true))
@@ -494,108 +489,107 @@ deparse_expr(Expr *node, DeparseContext *ctx)
 	switch (nodeTag(node))
 	{
 		case T_Var:
-			{
-				Var *var = (Var *) node;
-				RangeTblEntry *rte = planner_rt_fetch(var->varno, ctx->root);
+		{
+			Var *var = (Var *) node;
+			RangeTblEntry *rte = planner_rt_fetch(var->varno, ctx->root);
 
-				redshift_append_identifier(
-					buf, redshift_column_name(rte->relid, var->varattno));
-				break;
-			}
+			redshift_append_identifier(
+				buf, redshift_column_name(rte->relid, var->varattno));
+			break;
+		}
 		case T_Const:
-			{
-				Const *c = (Const *) node;
+		{
+			Const *c = (Const *) node;
 
-				if (c->constisnull)
-					appendStringInfoString(buf, "NULL");
-				else
-					redshift_append_literal(buf, c->constvalue, c->consttype);
-				break;
-			}
+			if (c->constisnull)
+				appendStringInfoString(buf, "NULL");
+			else
+				redshift_append_literal(buf, c->constvalue, c->consttype);
+			break;
+		}
 		case T_OpExpr:
-			{
-				OpExpr *op = (OpExpr *) node;
+		{
+			OpExpr *op = (OpExpr *) node;
 
-				appendStringInfoChar(buf, '(');
-				if (list_length(op->args) == 2)
-				{
-					deparse_expr(linitial(op->args), ctx);
-					appendStringInfo(buf, " %s ", operator_name(op->opno));
-					deparse_expr(lsecond(op->args), ctx);
-				}
-				else
-				{
-					appendStringInfo(buf, "%s ", operator_name(op->opno));
-					deparse_expr(linitial(op->args), ctx);
-				}
-				appendStringInfoChar(buf, ')');
-				break;
+			appendStringInfoChar(buf, '(');
+			if (list_length(op->args) == 2)
+			{
+				deparse_expr(linitial(op->args), ctx);
+				appendStringInfo(buf, " %s ", operator_name(op->opno));
+				deparse_expr(lsecond(op->args), ctx);
 			}
+			else
+			{
+				appendStringInfo(buf, "%s ", operator_name(op->opno));
+				deparse_expr(linitial(op->args), ctx);
+			}
+			appendStringInfoChar(buf, ')');
+			break;
+		}
 		case T_ScalarArrayOpExpr:
 			deparse_in_list((ScalarArrayOpExpr *) node, ctx);
 			break;
 		case T_BoolExpr:
-			{
-				BoolExpr *b = (BoolExpr *) node;
-				ListCell *lc;
-				bool first = true;
+		{
+			BoolExpr *b = (BoolExpr *) node;
+			ListCell *lc;
+			bool first = true;
 
-				if (b->boolop == NOT_EXPR)
-				{
-					appendStringInfoString(buf, "(NOT ");
-					deparse_expr(linitial(b->args), ctx);
-					appendStringInfoChar(buf, ')');
-					break;
-				}
-				appendStringInfoChar(buf, '(');
-				foreach (lc, b->args)
-				{
-					if (!first)
-						appendStringInfoString(buf, b->boolop == AND_EXPR
-														? " AND "
-														: " OR ");
-					first = false;
-					deparse_expr((Expr *) lfirst(lc), ctx);
-				}
+			if (b->boolop == NOT_EXPR)
+			{
+				appendStringInfoString(buf, "(NOT ");
+				deparse_expr(linitial(b->args), ctx);
 				appendStringInfoChar(buf, ')');
 				break;
 			}
+			appendStringInfoChar(buf, '(');
+			foreach (lc, b->args)
+			{
+				if (!first)
+					appendStringInfoString(
+						buf, b->boolop == AND_EXPR ? " AND " : " OR ");
+				first = false;
+				deparse_expr((Expr *) lfirst(lc), ctx);
+			}
+			appendStringInfoChar(buf, ')');
+			break;
+		}
 		case T_NullTest:
-			{
-				NullTest *nt = (NullTest *) node;
+		{
+			NullTest *nt = (NullTest *) node;
 
-				appendStringInfoChar(buf, '(');
-				deparse_expr(nt->arg, ctx);
-				appendStringInfoString(buf, nt->nulltesttype == IS_NULL
-												? " IS NULL)"
-												: " IS NOT NULL)");
-				break;
-			}
+			appendStringInfoChar(buf, '(');
+			deparse_expr(nt->arg, ctx);
+			appendStringInfoString(buf, nt->nulltesttype == IS_NULL
+											? " IS NULL)"
+											: " IS NOT NULL)");
+			break;
+		}
 		case T_BooleanTest:
-			{
-				BooleanTest *bt = (BooleanTest *) node;
-				static const char *const tests[] = {
-					" IS TRUE)", " IS NOT TRUE)", " IS FALSE)",
-					" IS NOT FALSE)", " IS UNKNOWN)", " IS NOT UNKNOWN)"};
+		{
+			BooleanTest *bt = (BooleanTest *) node;
+			static const char *const tests[] = {
+				" IS TRUE)",	  " IS NOT TRUE)", " IS FALSE)",
+				" IS NOT FALSE)", " IS UNKNOWN)",  " IS NOT UNKNOWN)"};
 
-				appendStringInfoChar(buf, '(');
-				deparse_expr(bt->arg, ctx);
-				appendStringInfoString(buf, tests[bt->booltesttype]);
-				break;
-			}
+			appendStringInfoChar(buf, '(');
+			deparse_expr(bt->arg, ctx);
+			appendStringInfoString(buf, tests[bt->booltesttype]);
+			break;
+		}
 		case T_RelabelType:
 			deparse_expr(((RelabelType *) node)->arg, ctx);
 			break;
 		case T_FuncExpr:
-			{
-				FuncExpr *func = (FuncExpr *) node;
+		{
+			FuncExpr *func = (FuncExpr *) node;
 
-				appendStringInfoString(buf, "CAST(");
-				deparse_expr(linitial(func->args), ctx);
-				appendStringInfo(buf, " AS %s)",
-								 cast_type_name(func->funcresulttype));
-				break;
-			}
+			appendStringInfoString(buf, "CAST(");
+			deparse_expr(linitial(func->args), ctx);
+			appendStringInfo(buf, " AS %s)",
+							 cast_type_name(func->funcresulttype));
+			break;
+		}
 		case T_RowCompareExpr:
 			deparse_row_compare((RowCompareExpr *) node, ctx);
 			break;
@@ -658,10 +652,9 @@ redshift_deparse_select(StringInfo buf, PlannerInfo *root,
 		appendStringInfoString(buf, first ? " ORDER BY " : ", ");
 		first = false;
 		deparse_expr(expr, &ctx);
-		appendStringInfoString(buf, pathkey->pk_strategy ==
-											BTLessStrategyNumber
-										? " ASC"
-										: " DESC");
+		appendStringInfoString(
+			buf,
+			pathkey->pk_strategy == BTLessStrategyNumber ? " ASC" : " DESC");
 		appendStringInfoString(buf, pathkey->pk_nulls_first ? " NULLS FIRST"
 															: " NULLS LAST");
 	}

@@ -29,7 +29,7 @@
 PG_FUNCTION_INFO_V1(redshift_fdw_discover);
 
 /* Schemas that hold Redshift's own objects. */
-#define SYSTEM_SCHEMAS                                                         \
+#define SYSTEM_SCHEMAS                                                       \
 	"'pg_catalog', 'pg_internal', 'information_schema', 'catalog_history', " \
 	"'pg_toast', 'pg_automv'"
 
@@ -38,8 +38,7 @@ PG_FUNCTION_INFO_V1(redshift_fdw_discover);
  * lower-cased (Redshift folds unquoted and quoted names to lower case).
  */
 static void
-append_name_match(StringInfo buf, const char *column, List *names,
-				  bool negate)
+append_name_match(StringInfo buf, const char *column, List *names, bool negate)
 {
 	ListCell *lc;
 	bool first = true;
@@ -88,8 +87,8 @@ columns_query(RedshiftConn *rconn, List *schemas, bool include_views,
 	if (schemas != NIL)
 		append_name_match(&buf, "c.table_schema", schemas, false);
 	else
-		appendStringInfoString(&buf,
-							   " AND c.table_schema NOT IN (" SYSTEM_SCHEMAS ")");
+		appendStringInfoString(
+			&buf, " AND c.table_schema NOT IN (" SYSTEM_SCHEMAS ")");
 	if (limit_to != NIL)
 		append_name_match(&buf, "c.table_name", limit_to, false);
 	if (except != NIL)
@@ -110,14 +109,13 @@ keys_query(List *schemas)
 
 	initStringInfo(&buf);
 	appendStringInfoString(
-		&buf,
-		"SELECT n.nspname, c.relname, a.attname, a.attnum, con.conkey "
-		"FROM pg_catalog.pg_constraint con "
-		"JOIN pg_catalog.pg_class c ON c.oid = con.conrelid "
-		"JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-		"JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid "
-		"AND a.attnum = ANY (con.conkey) "
-		"WHERE con.contype = 'p'");
+		&buf, "SELECT n.nspname, c.relname, a.attname, a.attnum, con.conkey "
+			  "FROM pg_catalog.pg_constraint con "
+			  "JOIN pg_catalog.pg_class c ON c.oid = con.conrelid "
+			  "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+			  "JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid "
+			  "AND a.attnum = ANY (con.conkey) "
+			  "WHERE con.contype = 'p'");
 	if (schemas != NIL)
 		append_name_match(&buf, "n.nspname", schemas, false);
 	else
@@ -284,11 +282,10 @@ redshift_import_foreign_schema(ImportForeignSchemaStmt *stmt, Oid serverOid)
 
 		cols = redshift_catalog_query(
 			rconn,
-			columns_query(rconn, schemas, import_views,
-						  stmt->list_type == FDW_IMPORT_SCHEMA_LIMIT_TO ? names
-																		: NIL,
-						  stmt->list_type == FDW_IMPORT_SCHEMA_EXCEPT ? names
-																	  : NIL),
+			columns_query(
+				rconn, schemas, import_views,
+				stmt->list_type == FDW_IMPORT_SCHEMA_LIMIT_TO ? names : NIL,
+				stmt->list_type == FDW_IMPORT_SCHEMA_EXCEPT ? names : NIL),
 			false);
 		if (import_keys)
 			keys = redshift_catalog_query(rconn, keys_query(schemas), true);
@@ -364,9 +361,8 @@ redshift_import_foreign_schema(ImportForeignSchemaStmt *stmt, Oid serverOid)
 static const char *
 suggest_cursor(PGresult *cols, int from, int to, List *key)
 {
-	static const char *const preferred[] = {"updated", "modified", "changed",
-											"last_update", "_at", "time",
-											NULL};
+	static const char *const preferred[] = {
+		"updated", "modified", "changed", "last_update", "_at", "time", NULL};
 	int rank;
 	int i;
 
@@ -376,7 +372,8 @@ suggest_cursor(PGresult *cols, int from, int to, List *key)
 		{
 			const char *type = PQgetvalue(cols, i, 4);
 
-			if (strncmp(type, "timestamp", 9) != 0 && strcmp(type, "date") != 0)
+			if (strncmp(type, "timestamp", 9) != 0 &&
+				strcmp(type, "date") != 0)
 				continue;
 			if (strstr(PQgetvalue(cols, i, 3), preferred[rank]) != NULL)
 				return PQgetvalue(cols, i, 3);
@@ -497,8 +494,8 @@ redshift_fdw_discover(PG_FUNCTION_ARGS)
 				strcmp(kind, "VIEW") == 0			  ? "view"
 				: strcmp(kind, "EXTERNAL TABLE") == 0 ? "external table"
 													  : "table");
-			values[3] = DirectFunctionCall1(jsonb_in,
-											CStringGetDatum(json.data));
+			values[3] =
+				DirectFunctionCall1(jsonb_in, CStringGetDatum(json.data));
 			if (key != NIL)
 			{
 				Datum *elems = palloc(sizeof(Datum) * list_length(key));
@@ -507,8 +504,8 @@ redshift_fdw_discover(PG_FUNCTION_ARGS)
 				j = 0;
 				foreach (kc, key)
 					elems[j++] = CStringGetTextDatum(lfirst(kc));
-				values[4] = PointerGetDatum(
-					construct_array(elems, j, TEXTOID, -1, false, TYPALIGN_INT));
+				values[4] = PointerGetDatum(construct_array(
+					elems, j, TEXTOID, -1, false, TYPALIGN_INT));
 			}
 			else
 				nulls[4] = true;

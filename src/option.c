@@ -27,12 +27,12 @@
 /* How an option's value is checked. */
 typedef enum RedshiftOptionKind
 {
-	OPT_STRING,	  /* any non-empty string */
-	OPT_INT,	  /* integer within [min, max] */
-	OPT_BOOL,	  /* boolean */
-	OPT_SSLMODE,  /* one of libpq's sslmode values */
-	OPT_COLUMNS,  /* comma-separated list of column names */
-	OPT_QUERY	  /* a remote SELECT */
+	OPT_STRING,	 /* any non-empty string */
+	OPT_INT,	 /* integer within [min, max] */
+	OPT_BOOL,	 /* boolean */
+	OPT_SSLMODE, /* one of libpq's sslmode values */
+	OPT_COLUMNS, /* comma-separated list of column names */
+	OPT_QUERY	 /* a remote SELECT */
 } RedshiftOptionKind;
 
 /* One option the wrapper accepts, and where it may appear. */
@@ -100,43 +100,43 @@ check_option_value(const RedshiftOption *opt, DefElem *def)
 	{
 		case OPT_STRING:
 			if (value[0] == '\0' && strcmp(opt->name, "password") != 0)
-				ereport(ERROR,
-						(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
-						 errmsg("option \"%s\" must not be empty", opt->name)));
+				ereport(ERROR, (errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+								errmsg("option \"%s\" must not be empty",
+									   opt->name)));
 			break;
 		case OPT_INT:
-			{
-				int number;
+		{
+			int number;
 
-				if (!parse_int(value, &number, 0, NULL) || number < opt->min ||
-					number > opt->max)
-					ereport(ERROR,
-							(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
-							 errmsg("invalid value for option \"%s\": \"%s\"",
-									opt->name, value),
-							 errdetail("The value must be an integer from %d "
-									   "to %d.",
-									   opt->min, opt->max)));
-				break;
-			}
+			if (!parse_int(value, &number, 0, NULL) || number < opt->min ||
+				number > opt->max)
+				ereport(ERROR,
+						(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+						 errmsg("invalid value for option \"%s\": \"%s\"",
+								opt->name, value),
+						 errdetail("The value must be an integer from %d "
+								   "to %d.",
+								   opt->min, opt->max)));
+			break;
+		}
 		case OPT_BOOL:
-			{
-				bool flag;
+		{
+			bool flag;
 
-				if (!parse_bool(value, &flag))
-					ereport(ERROR,
-							(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
-							 errmsg("invalid value for option \"%s\": \"%s\"",
-									opt->name, value),
-							 errdetail("The value must be a boolean.")));
-				if (opt->superuser_only && !flag && !superuser())
-					ereport(ERROR,
-							(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-							 errmsg("only a superuser may set option \"%s\" "
-									"to false",
-									opt->name)));
-				break;
-			}
+			if (!parse_bool(value, &flag))
+				ereport(ERROR,
+						(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+						 errmsg("invalid value for option \"%s\": \"%s\"",
+								opt->name, value),
+						 errdetail("The value must be a boolean.")));
+			if (opt->superuser_only && !flag && !superuser())
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("only a superuser may set option \"%s\" "
+								"to false",
+								opt->name)));
+			break;
+		}
 		case OPT_SSLMODE:
 			if (strcmp(value, "disable") != 0 && strcmp(value, "allow") != 0 &&
 				strcmp(value, "prefer") != 0 &&
@@ -151,39 +151,38 @@ check_option_value(const RedshiftOption *opt, DefElem *def)
 								 "require, verify-ca and verify-full.")));
 			break;
 		case OPT_COLUMNS:
-			{
-				List *names;
-				char *copy = pstrdup(value);
+		{
+			List *names;
+			char *copy = pstrdup(value);
 
-				if (!SplitIdentifierString(copy, ',', &names) ||
-					list_length(names) == 0)
-					ereport(ERROR,
-							(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
-							 errmsg("invalid value for option \"%s\": \"%s\"",
-									opt->name, value),
-							 errhint("Give a comma-separated list of column "
-									 "names, for example 'id' or "
-									 "'tenant_id, id'.")));
-				break;
-			}
+			if (!SplitIdentifierString(copy, ',', &names) ||
+				list_length(names) == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+						 errmsg("invalid value for option \"%s\": \"%s\"",
+								opt->name, value),
+						 errhint("Give a comma-separated list of column "
+								 "names, for example 'id' or "
+								 "'tenant_id, id'.")));
+			break;
+		}
 		case OPT_QUERY:
-			{
-				const char *p = value;
+		{
+			const char *p = value;
 
-				while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' ||
-					   *p == '(')
-					p++;
-				if (pg_strncasecmp(p, "select", 6) != 0 &&
-					pg_strncasecmp(p, "with", 4) != 0)
-					ereport(ERROR,
-							(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
-							 errmsg("option \"query\" must be a SELECT "
-									"statement"),
-							 errhint("The query is used as a subquery in "
-									 "FROM; write it as SELECT ... or "
-									 "WITH ... SELECT ...")));
-				break;
-			}
+			while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' ||
+				   *p == '(')
+				p++;
+			if (pg_strncasecmp(p, "select", 6) != 0 &&
+				pg_strncasecmp(p, "with", 4) != 0)
+				ereport(ERROR, (errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+								errmsg("option \"query\" must be a SELECT "
+									   "statement"),
+								errhint("The query is used as a subquery in "
+										"FROM; write it as SELECT ... or "
+										"WITH ... SELECT ...")));
+			break;
+		}
 	}
 }
 
@@ -227,14 +226,14 @@ redshift_validate_options(List *options, Oid catalog)
 		{
 			char *valid = valid_option_names(catalog);
 
-			ereport(ERROR,
-					(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
-					 errmsg("invalid option \"%s\"", def->defname),
-					 valid[0] != '\0'
-						 ? errhint("Valid options in this context are: %s",
-								   valid)
-						 : errhint("There are no valid options in this "
-								   "context.")));
+			ereport(
+				ERROR,
+				(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+				 errmsg("invalid option \"%s\"", def->defname),
+				 valid[0] != '\0'
+					 ? errhint("Valid options in this context are: %s", valid)
+					 : errhint("There are no valid options in this "
+							   "context.")));
 		}
 		check_option_value(opt, def);
 		if (strcmp(opt->name, "query") == 0)

@@ -65,23 +65,23 @@ enum FinalPathPrivateIndex
 /* Execution state of one foreign scan. */
 typedef struct RedshiftScanState
 {
-	char *sql;				/* as planned, with placeholders */
-	char *sent_sql;			/* as sent, for error context */
+	char *sql;		/* as planned, with placeholders */
+	char *sent_sql; /* as sent, for error context */
 	List *retrieved_attrs;
 	int fetch_size;
 	UserMapping *user;
 	RedshiftConn *conn;
-	const char *relname;	/* for error messages */
+	const char *relname; /* for error messages */
 	Oid relid;
-	TupleDesc tupdesc;		/* of the scan slot */
+	TupleDesc tupdesc;			   /* of the scan slot */
 	RedshiftConverter *converters; /* by slot attno - 1 */
 	int nparams;
-	List *param_exprs;		/* ExprStates */
+	List *param_exprs; /* ExprStates */
 	Oid *param_types;
 	bool query_sent;
 	bool eof;
-	Oid *remote_types;		/* PQftype of each result column */
-	HeapTuple *tuples;		/* current batch */
+	Oid *remote_types; /* PQftype of each result column */
+	HeapTuple *tuples; /* current batch */
 	int num_tuples;
 	int next_tuple;
 	MemoryContext batch_cxt;
@@ -153,11 +153,10 @@ redshift_get_foreign_rel_size(PlannerInfo *root, RelOptInfo *baserel,
 	set_baserel_size_estimates(root, baserel);
 	info->rows = baserel->rows;
 	info->startup_cost = STARTUP_COST;
-	info->total_cost = STARTUP_COST + baserel->tuples *
-										  (cpu_tuple_cost +
-										   TRANSFER_COST_PER_ROW) *
-										  0.5 +
-					   baserel->rows * (cpu_tuple_cost + TRANSFER_COST_PER_ROW);
+	info->total_cost =
+		STARTUP_COST +
+		baserel->tuples * (cpu_tuple_cost + TRANSFER_COST_PER_ROW) * 0.5 +
+		baserel->rows * (cpu_tuple_cost + TRANSFER_COST_PER_ROW);
 }
 
 /*
@@ -190,10 +189,10 @@ redshift_get_foreign_paths(PlannerInfo *root, RelOptInfo *baserel,
 	RedshiftRelInfo *info = baserel->fdw_private;
 	List *pathkeys;
 
-	add_path(baserel, (Path *) create_foreignscan_path(
-						  root, baserel, NULL, info->rows, info->startup_cost,
-						  info->total_cost, NIL, baserel->lateral_relids, NULL,
-						  NIL));
+	add_path(baserel,
+			 (Path *) create_foreignscan_path(
+				 root, baserel, NULL, info->rows, info->startup_cost,
+				 info->total_cost, NIL, baserel->lateral_relids, NULL, NIL));
 
 	pathkeys = shippable_query_pathkeys(root, baserel);
 	if (pathkeys != NIL)
@@ -201,10 +200,10 @@ redshift_get_foreign_paths(PlannerInfo *root, RelOptInfo *baserel,
 		/* Redshift sorts on its slices: a small surcharge over no sort */
 		Cost total = info->total_cost + info->rows * cpu_operator_cost * 0.1;
 
-		add_path(baserel, (Path *) create_foreignscan_path(
-							  root, baserel, NULL, info->rows,
-							  info->startup_cost, total, pathkeys,
-							  baserel->lateral_relids, NULL, NIL));
+		add_path(baserel,
+				 (Path *) create_foreignscan_path(
+					 root, baserel, NULL, info->rows, info->startup_cost,
+					 total, pathkeys, baserel->lateral_relids, NULL, NIL));
 	}
 }
 
@@ -254,9 +253,9 @@ redshift_get_foreign_upper_paths(PlannerInfo *root, UpperRelationKind stage,
 		return;
 	info = baserel->fdw_private;
 	if (info->local_conds != NIL || parse->hasAggs || parse->groupClause ||
-		parse->groupingSets || parse->hasWindowFuncs || parse->distinctClause ||
-		parse->hasTargetSRFs || parse->rowMarks || parse->setOperations ||
-		parse->limitOption == LIMIT_OPTION_WITH_TIES ||
+		parse->groupingSets || parse->hasWindowFuncs ||
+		parse->distinctClause || parse->hasTargetSRFs || parse->rowMarks ||
+		parse->setOperations || parse->limitOption == LIMIT_OPTION_WITH_TIES ||
 		root->hasHavingQual || !redshift_limit_shippable(parse->limitCount) ||
 		!redshift_limit_shippable(parse->limitOffset))
 		return;
@@ -346,13 +345,13 @@ redshift_get_foreign_plan(PlannerInfo *root, RelOptInfo *foreignrel,
 		List *vars;
 		int position = 1;
 
-		baserel = find_base_rel(
-			root, linitial_int((List *) best_path->fdw_private));
+		baserel =
+			find_base_rel(root, linitial_int((List *) best_path->fdw_private));
 		info = baserel->fdw_private;
 		scan_relid = 0;
 		foreach (lc, info->remote_conds)
-			select.conds = lappend(select.conds,
-								   lfirst_node(RestrictInfo, lc)->clause);
+			select.conds =
+				lappend(select.conds, lfirst_node(RestrictInfo, lc)->clause);
 		vars = pull_var_clause((Node *) tlist, PVC_RECURSE_PLACEHOLDERS);
 		foreach (lc, vars)
 		{
@@ -360,9 +359,9 @@ redshift_get_foreign_plan(PlannerInfo *root, RelOptInfo *foreignrel,
 
 			if (tlist_member((Expr *) var, fdw_scan_tlist))
 				continue;
-			fdw_scan_tlist = lappend(fdw_scan_tlist,
-									 makeTargetEntry((Expr *) var, position,
-													 NULL, false));
+			fdw_scan_tlist =
+				lappend(fdw_scan_tlist,
+						makeTargetEntry((Expr *) var, position, NULL, false));
 			select.columns = lappend_int(select.columns, var->varattno);
 			retrieved_attrs = lappend_int(retrieved_attrs, position++);
 		}
@@ -420,8 +419,8 @@ redshift_begin_foreign_scan(ForeignScanState *node, int eflags)
 	rte = exec_rt_fetch(rtindex, estate);
 	state->relid = rte->relid;
 	state->relname = get_rel_name(rte->relid);
-	state->user = GetUserMapping(scan_user(rte),
-								 GetForeignTable(rte->relid)->serverid);
+	state->user =
+		GetUserMapping(scan_user(rte), GetForeignTable(rte->relid)->serverid);
 	state->sql = strVal(list_nth(plan->fdw_private, SCAN_SQL));
 	state->retrieved_attrs = list_nth(plan->fdw_private, SCAN_RETRIEVED_ATTRS);
 	state->fetch_size = intVal(list_nth(plan->fdw_private, SCAN_FETCH_SIZE));
@@ -429,29 +428,28 @@ redshift_begin_foreign_scan(ForeignScanState *node, int eflags)
 	state->tupdesc = plan->scan.scanrelid > 0
 						 ? RelationGetDescr(node->ss.ss_currentRelation)
 						 : node->ss.ss_ScanTupleSlot->tts_tupleDescriptor;
-	state->converters = palloc0(sizeof(RedshiftConverter) *
-								Max(state->tupdesc->natts, 1));
+	state->converters =
+		palloc0(sizeof(RedshiftConverter) * Max(state->tupdesc->natts, 1));
 	foreach (lc, state->retrieved_attrs)
 	{
-		Form_pg_attribute attr = TupleDescAttr(state->tupdesc,
-											   lfirst_int(lc) - 1);
+		Form_pg_attribute attr =
+			TupleDescAttr(state->tupdesc, lfirst_int(lc) - 1);
 
 		redshift_converter_init(&state->converters[lfirst_int(lc) - 1],
 								attr->atttypid, attr->atttypmod);
 	}
 
 	state->nparams = list_length(plan->fdw_exprs);
-	state->param_exprs = ExecInitExprList(plan->fdw_exprs,
-										  (PlanState *) node);
+	state->param_exprs = ExecInitExprList(plan->fdw_exprs, (PlanState *) node);
 	state->param_types = palloc0(sizeof(Oid) * Max(state->nparams, 1));
 	i = 0;
 	foreach (lc, plan->fdw_exprs)
 		state->param_types[i++] = exprType(lfirst(lc));
 
 	state->tuples = palloc0(sizeof(HeapTuple) * state->fetch_size);
-	state->batch_cxt = AllocSetContextCreate(estate->es_query_cxt,
-											 "redshift_fdw scan batch",
-											 ALLOCSET_DEFAULT_SIZES);
+	state->batch_cxt =
+		AllocSetContextCreate(estate->es_query_cxt, "redshift_fdw scan batch",
+							  ALLOCSET_DEFAULT_SIZES);
 }
 
 /*
@@ -475,8 +473,8 @@ start_query(ForeignScanState *node)
 	oldcxt = MemoryContextSwitchTo(econtext->ecxt_per_tuple_memory);
 	foreach (lc, state->param_exprs)
 	{
-		values[i] = ExecEvalExpr((ExprState *) lfirst(lc), econtext,
-								 &nulls[i]);
+		values[i] =
+			ExecEvalExpr((ExprState *) lfirst(lc), econtext, &nulls[i]);
 		i++;
 	}
 	/*
@@ -486,11 +484,11 @@ start_query(ForeignScanState *node)
 	MemoryContextSwitchTo(GetMemoryChunkContext(state));
 	if (state->sent_sql && state->sent_sql != state->sql)
 		pfree(state->sent_sql);
-	state->sent_sql = state->nparams > 0
-						  ? redshift_bind_params(state->sql, state->nparams,
-												 values, nulls,
-												 state->param_types)
-						  : state->sql;
+	state->sent_sql =
+		state->nparams > 0
+			? redshift_bind_params(state->sql, state->nparams, values, nulls,
+								   state->param_types)
+			: state->sql;
 	MemoryContextSwitchTo(oldcxt);
 
 	redshift_send_query(state->conn, state->sent_sql, 0, NULL);
@@ -557,8 +555,8 @@ fetch_batch(RedshiftScanState *state)
 	oldcxt = MemoryContextSwitchTo(state->batch_cxt);
 	while (state->num_tuples < state->fetch_size)
 	{
-		PGresult *volatile res = redshift_get_result(state->conn,
-													 state->sent_sql);
+		PGresult *volatile res =
+			redshift_get_result(state->conn, state->sent_sql);
 
 		if (res == NULL)
 		{
@@ -576,33 +574,33 @@ fetch_batch(RedshiftScanState *state)
 						int n = PQnfields(res);
 						int i;
 
-						state->remote_types = MemoryContextAlloc(
-							GetMemoryChunkContext(state),
-							sizeof(Oid) * Max(n, 1));
+						state->remote_types =
+							MemoryContextAlloc(GetMemoryChunkContext(state),
+											   sizeof(Oid) * Max(n, 1));
 						for (i = 0; i < n; i++)
 							state->remote_types[i] = PQftype(res, i);
 					}
-					state->tuples[state->num_tuples++] = convert_row(state,
-																	 res);
+					state->tuples[state->num_tuples++] =
+						convert_row(state, res);
 					break;
 				case PGRES_TUPLES_OK:
 					/* end of rows; the NULL result follows */
 					break;
 				default:
-					{
-						PGresult *rest;
-						PGresult *failed;
+				{
+					PGresult *rest;
+					PGresult *failed;
 
-						/* read to the end, so the connection is reusable */
-						while ((rest = redshift_get_result(
-									state->conn, state->sent_sql)) != NULL)
-							PQclear(rest);
-						failed = res;
-						state->conn->query_active = false;
-						res = NULL; /* redshift_report_error frees it */
-						redshift_report_error(failed, state->conn,
-											  state->sent_sql);
-					}
+					/* read to the end, so the connection is reusable */
+					while ((rest = redshift_get_result(
+								state->conn, state->sent_sql)) != NULL)
+						PQclear(rest);
+					failed = res;
+					state->conn->query_active = false;
+					res = NULL; /* redshift_report_error frees it */
+					redshift_report_error(failed, state->conn,
+										  state->sent_sql);
+				}
 			}
 		}
 		PG_CATCH();

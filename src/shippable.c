@@ -114,11 +114,11 @@ redshift_is_shippable_operator(Oid opno, bool *ordering_on_text)
 	else if (left == InvalidOid && strcmp(name, "-") == 0)
 		ok = is_number_type(right);
 	else if (strcmp(name, "+") == 0 || strcmp(name, "-") == 0)
-		ok = (is_number_type(left) && is_number_type(right) &&
-			  is_number_type(result)) ||
-			 (left == DATEOID && is_integer_type(right) &&
-			  result == DATEOID) ||
-			 (left == DATEOID && right == DATEOID && result == INT4OID);
+		ok =
+			(is_number_type(left) && is_number_type(right) &&
+			 is_number_type(result)) ||
+			(left == DATEOID && is_integer_type(right) && result == DATEOID) ||
+			(left == DATEOID && right == DATEOID && result == INT4OID);
 	else if (strcmp(name, "*") == 0)
 		ok = is_number_type(left) && is_number_type(right) &&
 			 left != NUMERICOID && right != NUMERICOID;

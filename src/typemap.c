@@ -32,8 +32,8 @@
  * (GEOMETRY, GEOGRAPHY, HLLSKETCH, anything unknown) become text.
  */
 char *
-redshift_local_type_for(const char *data_type, int char_length,
-						int precision, int scale)
+redshift_local_type_for(const char *data_type, int char_length, int precision,
+						int scale)
 {
 	if (strcmp(data_type, "smallint") == 0 || strcmp(data_type, "int2") == 0)
 		return pstrdup("smallint");
@@ -56,8 +56,8 @@ redshift_local_type_for(const char *data_type, int char_length,
 	if (strcmp(data_type, "boolean") == 0 || strcmp(data_type, "bool") == 0)
 		return pstrdup("boolean");
 	/* Redshift lengths count bytes; n bytes never hold more than n chars. */
-	if (strcmp(data_type, "character") == 0 || strcmp(data_type, "char") == 0 ||
-		strcmp(data_type, "bpchar") == 0)
+	if (strcmp(data_type, "character") == 0 ||
+		strcmp(data_type, "char") == 0 || strcmp(data_type, "bpchar") == 0)
 		return char_length > 0 ? psprintf("character(%d)", char_length)
 							   : pstrdup("character(1)");
 	if (strcmp(data_type, "character varying") == 0 ||
@@ -223,8 +223,8 @@ redshift_append_literal(StringInfo buf, Datum value, Oid type)
 	switch (type)
 	{
 		case BOOLOID:
-			appendStringInfoString(buf, DatumGetBool(value) ? "true"
-															: "false");
+			appendStringInfoString(buf,
+								   DatumGetBool(value) ? "true" : "false");
 			break;
 		case INT2OID:
 			snprintf(out, sizeof(out), "%d", (int) DatumGetInt16(value));
@@ -240,31 +240,29 @@ redshift_append_literal(StringInfo buf, Datum value, Oid type)
 			break;
 		case FLOAT4OID:
 		case FLOAT8OID:
-			{
-				double d = type == FLOAT4OID ? DatumGetFloat4(value)
-											 : DatumGetFloat8(value);
+		{
+			double d = type == FLOAT4OID ? DatumGetFloat4(value)
+										 : DatumGetFloat8(value);
 
-				if (isnan(d))
-					strlcpy(out, "NaN", sizeof(out));
-				else if (isinf(d))
-					strlcpy(out, d > 0 ? "Infinity" : "-Infinity",
-							sizeof(out));
-				else if (type == FLOAT4OID)
-					float_to_shortest_decimal_buf((float) d, out);
-				else
-					double_to_shortest_decimal_buf(d, out);
-				redshift_append_string_literal(buf, out);
-				appendStringInfoString(buf, type == FLOAT4OID
-												? "::real"
-												: "::double precision");
-				break;
-			}
+			if (isnan(d))
+				strlcpy(out, "NaN", sizeof(out));
+			else if (isinf(d))
+				strlcpy(out, d > 0 ? "Infinity" : "-Infinity", sizeof(out));
+			else if (type == FLOAT4OID)
+				float_to_shortest_decimal_buf((float) d, out);
+			else
+				double_to_shortest_decimal_buf(d, out);
+			redshift_append_string_literal(buf, out);
+			appendStringInfoString(
+				buf, type == FLOAT4OID ? "::real" : "::double precision");
+			break;
+		}
 		case NUMERICOID:
 			if (numeric_is_nan(DatumGetNumeric(value)) ||
 				numeric_is_inf(DatumGetNumeric(value)))
 				unrepresentable(type);
-			append_number(buf, DatumGetCString(DirectFunctionCall1(
-								   numeric_out, value)));
+			append_number(
+				buf, DatumGetCString(DirectFunctionCall1(numeric_out, value)));
 			break;
 		case TEXTOID:
 		case VARCHAROID:
@@ -272,18 +270,18 @@ redshift_append_literal(StringInfo buf, Datum value, Oid type)
 			redshift_append_string_literal(buf, TextDatumGetCString(value));
 			break;
 		case DATEOID:
-			{
-				DateADT date = DatumGetDateADT(value);
+		{
+			DateADT date = DatumGetDateADT(value);
 
-				if (DATE_NOT_FINITE(date))
-					unrepresentable(type);
-				j2date(date + POSTGRES_EPOCH_JDATE, &tm.tm_year, &tm.tm_mon,
-					   &tm.tm_mday);
-				EncodeDateOnly(&tm, USE_ISO_DATES, out);
-				redshift_append_string_literal(buf, out);
-				appendStringInfoString(buf, "::date");
-				break;
-			}
+			if (DATE_NOT_FINITE(date))
+				unrepresentable(type);
+			j2date(date + POSTGRES_EPOCH_JDATE, &tm.tm_year, &tm.tm_mon,
+				   &tm.tm_mday);
+			EncodeDateOnly(&tm, USE_ISO_DATES, out);
+			redshift_append_string_literal(buf, out);
+			appendStringInfoString(buf, "::date");
+			break;
+		}
 		case TIMEOID:
 			time2tm(DatumGetTimeADT(value), &tm, &fsec);
 			EncodeTimeOnly(&tm, fsec, false, 0, USE_ISO_DATES, out);
@@ -292,22 +290,21 @@ redshift_append_literal(StringInfo buf, Datum value, Oid type)
 			break;
 		case TIMESTAMPOID:
 		case TIMESTAMPTZOID:
-			{
-				Timestamp ts = DatumGetTimestamp(value);
+		{
+			Timestamp ts = DatumGetTimestamp(value);
 
-				if (TIMESTAMP_NOT_FINITE(ts) ||
-					timestamp2tm(ts, NULL, &tm, &fsec, NULL, NULL) != 0)
-					unrepresentable(type);
-				/* timestamptz: the UTC time, marked +00 */
-				tm.tm_isdst = 0;
-				EncodeDateTime(&tm, fsec, type == TIMESTAMPTZOID, 0, NULL,
-							   USE_ISO_DATES, out);
-				redshift_append_string_literal(buf, out);
-				appendStringInfoString(buf, type == TIMESTAMPTZOID
-												? "::timestamptz"
-												: "::timestamp");
-				break;
-			}
+			if (TIMESTAMP_NOT_FINITE(ts) ||
+				timestamp2tm(ts, NULL, &tm, &fsec, NULL, NULL) != 0)
+				unrepresentable(type);
+			/* timestamptz: the UTC time, marked +00 */
+			tm.tm_isdst = 0;
+			EncodeDateTime(&tm, fsec, type == TIMESTAMPTZOID, 0, NULL,
+						   USE_ISO_DATES, out);
+			redshift_append_string_literal(buf, out);
+			appendStringInfoString(
+				buf, type == TIMESTAMPTZOID ? "::timestamptz" : "::timestamp");
+			break;
+		}
 		default:
 			elog(ERROR, "type %u is not shippable to Redshift", type);
 	}
