@@ -34,6 +34,20 @@ SELECT id, c_timestamptz FROM rs.types ORDER BY id;
 RESET timezone;
 SELECT id, c_geometry, c_geography, c_hllsketch FROM rs.types ORDER BY id;
 
+-- date, time and timestamp comparisons are pushed and agree with local ones
+CREATE TABLE loc_types AS SELECT * FROM rs.types;
+EXPLAIN (VERBOSE, COSTS OFF) SELECT id FROM rs.types
+ WHERE c_date > '2000-01-01' AND c_time < '23:59:59.999999' AND c_timestamp <= '2024-02-26 10:11:12.123456';
+SELECT (SELECT array_agg(id ORDER BY id) FROM rs.types WHERE c_date > '2000-01-01')
+     = (SELECT array_agg(id ORDER BY id) FROM loc_types WHERE c_date > '2000-01-01') AS date_same,
+       (SELECT array_agg(id ORDER BY id) FROM rs.types WHERE c_time >= '00:00:00' AND c_time < '23:59:59.999999')
+     = (SELECT array_agg(id ORDER BY id) FROM loc_types WHERE c_time >= '00:00:00' AND c_time < '23:59:59.999999') AS time_same,
+       (SELECT array_agg(id ORDER BY id) FROM rs.types WHERE c_timestamptz >= '1970-01-01 00:00:00+00')
+     = (SELECT array_agg(id ORDER BY id) FROM loc_types WHERE c_timestamptz >= '1970-01-01 00:00:00+00') AS tstz_same,
+       (SELECT array_agg(id ORDER BY id) FROM rs.types WHERE c_double = 'Infinity' OR c_real = 'NaN')
+     = (SELECT array_agg(id ORDER BY id) FROM loc_types WHERE c_double = 'Infinity' OR c_real = 'NaN') AS special_floats_same;
+DROP TABLE loc_types;
+
 -- a value that does not fit the local type: the error names column and table
 CREATE FOREIGN TABLE rs.types_wrong (id integer, c_varchar integer)
   SERVER rs OPTIONS (schema_name 'fdw_test', table_name 'types');

@@ -603,6 +603,21 @@ cancel_and_drain(RedshiftConn *rconn)
 
 	if (conn == NULL || PQstatus(conn) != CONNECTION_OK)
 		return false;
+
+	/*
+	 * Read what has already arrived first: when the query has in fact
+	 * finished, no cancel is sent (a late cancel could hit the next query
+	 * on this connection).
+	 */
+	if (!PQconsumeInput(conn))
+		return false;
+	while (!PQisBusy(conn))
+	{
+		res = PQgetResult(conn);
+		if (res == NULL)
+			return PQtransactionStatus(conn) == PQTRANS_IDLE;
+		PQclear(res);
+	}
 	if (PQisBusy(conn) || PQtransactionStatus(conn) == PQTRANS_ACTIVE)
 	{
 		cancel = PQgetCancel(conn);

@@ -245,6 +245,14 @@ class Session:
         try:
             body = struct.pack("!I", pgwire.CANCEL_REQUEST) + payload
             pgwire.send_all(sock, struct.pack("!I", len(body) + 4) + body)
+            # The postmaster closes the connection once it has signalled the
+            # backend; only then may the client's PQcancel return, or a late
+            # cancel could hit the client's next query.
+            sock.settimeout(5)
+            while sock.recv(64):
+                pass
+        except (OSError, ConnectionClosed):
+            pass
         finally:
             sock.close()
 
