@@ -17,16 +17,23 @@ CREATE SERVER s_bad FOREIGN DATA WRAPPER redshift_fdw OPTIONS (connect_timeout '
 CREATE SERVER s_bad FOREIGN DATA WRAPPER redshift_fdw OPTIONS (fetch_size '0');
 CREATE SERVER s_bad FOREIGN DATA WRAPPER redshift_fdw OPTIONS (statement_timeout '30s');
 CREATE SERVER s_bad FOREIGN DATA WRAPPER redshift_fdw OPTIONS (user 'u');
+CREATE SERVER s_bad FOREIGN DATA WRAPPER redshift_fdw OPTIONS (s3_endpoint 'ftp://x');
+CREATE SERVER s_bad FOREIGN DATA WRAPPER redshift_fdw OPTIONS (s3_addressing 'subdomain');
+CREATE SERVER s_bad FOREIGN DATA WRAPPER redshift_fdw OPTIONS (s3_bucket '');
+CREATE SERVER s_bad FOREIGN DATA WRAPPER redshift_fdw OPTIONS (aws_access_key_id 'x');
 CREATE SERVER s_ok FOREIGN DATA WRAPPER redshift_fdw OPTIONS (
   host 'example.invalid', port '5439', dbname 'dev', sslmode 'require',
   sslrootcert '/nonexistent/root.crt', connect_timeout '10',
-  application_name 'etl', fetch_size '5000', statement_timeout '60000');
+  application_name 'etl', fetch_size '5000', statement_timeout '60000',
+  s3_endpoint 'https://s3.eu-west-1.amazonaws.com', s3_bucket 'staging',
+  s3_region 'eu-west-1', s3_prefix 'redshift_fdw/', s3_addressing 'virtual');
 ALTER SERVER s_ok OPTIONS (SET port 'x');
 
 -- user mapping
 CREATE USER MAPPING FOR CURRENT_USER SERVER s_ok OPTIONS (host 'x');
 CREATE USER MAPPING FOR CURRENT_USER SERVER s_ok OPTIONS (password_required 'maybe');
-CREATE USER MAPPING FOR CURRENT_USER SERVER s_ok OPTIONS (user 'u', password 'p', password_required 'false');
+CREATE USER MAPPING FOR CURRENT_USER SERVER s_ok OPTIONS (user 'u', password 'p', password_required 'false',
+  aws_access_key_id 'AKIA0000', aws_secret_access_key 's', aws_session_token 't');
 CREATE ROLE rsfdw_nobody;
 GRANT USAGE ON FOREIGN SERVER s_ok TO rsfdw_nobody;
 SET ROLE rsfdw_nobody;

@@ -71,3 +71,33 @@ CREATE FUNCTION redshift_fdw.check(
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'redshift_fdw_check'
 LANGUAGE C STRICT VOLATILE;
+
+-- S3 staging: checks and file transfer through the server's bucket and
+-- prefix, with the credentials of the user mapping (or, for superusers,
+-- the server's environment and ~/.aws files).
+CREATE FUNCTION redshift_fdw.s3_check(
+    server text, OUT step text, OUT ok bool, OUT detail text, OUT hint text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'redshift_fdw_s3_check'
+LANGUAGE C STRICT VOLATILE;
+
+CREATE FUNCTION redshift_fdw.s3_put_file(server text, path text, key text)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'redshift_fdw_s3_put_file'
+LANGUAGE C STRICT VOLATILE;
+
+CREATE FUNCTION redshift_fdw.s3_get_file(server text, key text, path text)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'redshift_fdw_s3_get_file'
+LANGUAGE C STRICT VOLATILE;
+
+CREATE FUNCTION redshift_fdw.s3_list(
+    server text, prefix text DEFAULT '', OUT key text, OUT size bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'redshift_fdw_s3_list'
+LANGUAGE C STRICT VOLATILE;
+
+CREATE FUNCTION redshift_fdw.s3_delete(server text, keys text[])
+RETURNS integer
+AS 'MODULE_PATHNAME', 'redshift_fdw_s3_delete'
+LANGUAGE C STRICT VOLATILE;

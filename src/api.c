@@ -15,13 +15,24 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
+#include "catalog/pg_authid.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "catalog/pg_type.h"
+
 #include "connection.h"
+#include "s3.h"
 #include "typemap.h"
 
 PG_FUNCTION_INFO_V1(redshift_fdw_disconnect);
 PG_FUNCTION_INFO_V1(redshift_fdw_disconnect_all);
 PG_FUNCTION_INFO_V1(redshift_fdw_connection_list);
 PG_FUNCTION_INFO_V1(redshift_fdw_check);
+PG_FUNCTION_INFO_V1(redshift_fdw_s3_check);
+PG_FUNCTION_INFO_V1(redshift_fdw_s3_put_file);
+PG_FUNCTION_INFO_V1(redshift_fdw_s3_get_file);
+PG_FUNCTION_INFO_V1(redshift_fdw_s3_list);
+PG_FUNCTION_INFO_V1(redshift_fdw_s3_delete);
 
 /* How many tables check() tries to read. */
 #define CHECK_SAMPLE_TABLES 10
@@ -91,8 +102,12 @@ redshift_fdw_connection_list(PG_FUNCTION_ARGS)
 /* State shared by the steps of check(). */
 typedef struct CheckState
 {
+	ForeignServer *server;
 	UserMapping *user;
 	RedshiftConn *conn;
+	S3Client *s3;
+	char *probe_key;
+	char *probe_body;
 	char *detail; /* what a step found */
 	char *hint;	  /* what to do about a failure found without error */
 	bool ok;
@@ -261,31 +276,26 @@ step_select_permission(CheckState *state)
 	}
 }
 
-/*
- * redshift_fdw.check(server): the steps a connection needs, one row each
- * (step, ok, detail, hint); a failed step ends the check.
- */
-Datum
-redshift_fdw_check(PG_FUNCTION_ARGS)
+/* A named step of a check. */
+typedef struct NamedStep
 {
-	static const struct
-	{
-		const char *name;
-		CheckStep step;
-	} steps[] = {{"connect", step_connect},
-				 {"redshift", step_redshift},
-				 {"list schemas", step_list_schemas},
-				 {"select permission", step_select_permission}};
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	ForeignServer *server =
-		GetForeignServerByName(text_to_cstring(PG_GETARG_TEXT_PP(0)), false);
-	CheckState state = {0};
+	const char *name;
+	CheckStep step;
+	bool stops_on_failure; /* later steps cannot run without it */
+} NamedStep;
+
+/*
+ * Run steps, one output row each; after a failed step that others depend
+ * on, the rest are reported as not run.
+ */
+static void
+run_steps(ReturnSetInfo *rsinfo, CheckState *state, const NamedStep *steps,
+		  int nsteps)
+{
 	bool failed = false;
 	int i;
 
-	InitMaterializedSRF(fcinfo, 0);
-	state.user = GetUserMapping(GetUserId(), server->serverid);
-	for (i = 0; i < (int) lengthof(steps); i++)
+	for (i = 0; i < nsteps; i++)
 	{
 		Datum values[4];
 		bool nulls[4] = {false};
@@ -297,11 +307,11 @@ redshift_fdw_check(PG_FUNCTION_ARGS)
 			detail = "not run: an earlier step failed";
 		else
 		{
-			ok = run_step(steps[i].step, &state, &detail, &hint);
+			ok = run_step(steps[i].step, state, &detail, &hint);
 			/* the connection outlives the step's subtransaction */
-			if (state.conn)
-				state.conn->acquired_level = GetCurrentTransactionNestLevel();
-			if (!ok && (i == 0 || i == 2))
+			if (state->conn)
+				state->conn->acquired_level = GetCurrentTransactionNestLevel();
+			if (!ok && steps[i].stops_on_failure)
 				failed = true;
 		}
 		values[0] = CStringGetTextDatum(steps[i].name);
@@ -317,7 +327,226 @@ redshift_fdw_check(PG_FUNCTION_ARGS)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values,
 							 nulls);
 	}
+}
+
+/* Step "s3 client": credentials, bucket and region are found. */
+static void
+step_s3_client(CheckState *state)
+{
+	state->s3 = s3_client_create(state->server, state->user);
+	state->detail = psprintf("credentials from the %s; staging at %s",
+							 s3_client_credential_source(state->s3),
+							 s3_client_location(state->s3, NULL));
+}
+
+/* Step "s3 put": a probe object can be written under the prefix. */
+static void
+step_s3_put(CheckState *state)
+{
+	state->probe_key = psprintf("redshift_fdw_probe/%d-%ld.txt", MyProcPid,
+								(long) GetCurrentTimestamp());
+	state->probe_body =
+		psprintf("redshift_fdw probe written by pid %d", MyProcPid);
+	s3_put(state->s3, state->probe_key, state->probe_body,
+		   strlen(state->probe_body));
+	state->detail =
+		psprintf("wrote %s", s3_client_location(state->s3, state->probe_key));
+}
+
+/* Step "s3 get": the probe reads back unchanged. */
+static void
+step_s3_get(CheckState *state)
+{
+	StringInfo data = s3_get(state->s3, state->probe_key);
+
+	state->ok = strcmp(data->data, state->probe_body) == 0;
+	state->detail = psprintf("read %d bytes%s", data->len,
+							 state->ok ? ", as written" : ", but they differ");
+}
+
+/* Step "s3 list": the probe shows up in a listing of its prefix. */
+static void
+step_s3_list(CheckState *state)
+{
+	List *objects = s3_list(state->s3, "redshift_fdw_probe/");
+	ListCell *lc;
+
+	state->ok = false;
+	foreach (lc, objects)
+	{
+		if (strcmp(((S3Object *) lfirst(lc))->key, state->probe_key) == 0)
+			state->ok = true;
+	}
+	state->detail =
+		psprintf("%d object%s under the probe prefix%s", list_length(objects),
+				 list_length(objects) == 1 ? "" : "s",
+				 state->ok ? ", the probe among them" : ", the probe missing");
+	if (!state->ok)
+		state->hint = "The credentials may lack s3:ListBucket on the bucket.";
+}
+
+/* Step "s3 delete": the probe can be removed. */
+static void
+step_s3_delete(CheckState *state)
+{
+	s3_delete(state->s3, list_make1(state->probe_key));
+	state->detail = psprintf("deleted %s",
+							 s3_client_location(state->s3, state->probe_key));
+}
+
+static const NamedStep s3_steps[] = {{"s3 client", step_s3_client, true},
+									 {"s3 put", step_s3_put, true},
+									 {"s3 get", step_s3_get, false},
+									 {"s3 list", step_s3_list, false},
+									 {"s3 delete", step_s3_delete, false}};
+
+/*
+ * redshift_fdw.check(server): the steps a connection needs, one row each
+ * (step, ok, detail, hint); the S3 steps follow when the server has S3
+ * staging configured.
+ */
+Datum
+redshift_fdw_check(PG_FUNCTION_ARGS)
+{
+	static const NamedStep steps[] = {
+		{"connect", step_connect, true},
+		{"redshift", step_redshift, false},
+		{"list schemas", step_list_schemas, true},
+		{"select permission", step_select_permission, false}};
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	CheckState state = {0};
+
+	InitMaterializedSRF(fcinfo, 0);
+	state.server =
+		GetForeignServerByName(text_to_cstring(PG_GETARG_TEXT_PP(0)), false);
+	state.user = GetUserMapping(GetUserId(), state.server->serverid);
+	run_steps(rsinfo, &state, steps, lengthof(steps));
 	if (state.conn)
 		redshift_release_connection(state.conn);
+	if (s3_server_configured(state.server))
+		run_steps(rsinfo, &state, s3_steps, lengthof(s3_steps));
 	return (Datum) 0;
+}
+
+/*
+ * redshift_fdw.s3_check(server): put, get, list and delete a probe object
+ * under the server's s3_prefix.
+ */
+Datum
+redshift_fdw_s3_check(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	CheckState state = {0};
+
+	InitMaterializedSRF(fcinfo, 0);
+	state.server =
+		GetForeignServerByName(text_to_cstring(PG_GETARG_TEXT_PP(0)), false);
+	state.user = GetUserMapping(GetUserId(), state.server->serverid);
+	run_steps(rsinfo, &state, s3_steps, lengthof(s3_steps));
+	return (Datum) 0;
+}
+
+/* The S3 client of a server for the current user. */
+static S3Client *
+client_for(text *server_name)
+{
+	ForeignServer *server =
+		GetForeignServerByName(text_to_cstring(server_name), false);
+
+	return s3_client_create(server,
+							GetUserMapping(GetUserId(), server->serverid));
+}
+
+/*
+ * Reading or writing server-side files needs the rights server-side COPY
+ * needs.
+ */
+static void
+check_file_access(Oid role, const char *what)
+{
+	if (!has_privs_of_role(GetUserId(), role))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to %s server files", what),
+				 errhint("Only superusers and roles with privileges of the "
+						 "\"%s\" role may do this.",
+						 role == ROLE_PG_READ_SERVER_FILES
+							 ? "pg_read_server_files"
+							 : "pg_write_server_files")));
+}
+
+/*
+ * redshift_fdw.s3_put_file(server, path, key): upload a server-side file
+ * (multipart when large); returns its size.
+ */
+Datum
+redshift_fdw_s3_put_file(PG_FUNCTION_ARGS)
+{
+	check_file_access(ROLE_PG_READ_SERVER_FILES, "read");
+	PG_RETURN_INT64(s3_put_file(client_for(PG_GETARG_TEXT_PP(0)),
+								text_to_cstring(PG_GETARG_TEXT_PP(2)),
+								text_to_cstring(PG_GETARG_TEXT_PP(1))));
+}
+
+/*
+ * redshift_fdw.s3_get_file(server, key, path): download an object into a
+ * server-side file; returns its size.
+ */
+Datum
+redshift_fdw_s3_get_file(PG_FUNCTION_ARGS)
+{
+	check_file_access(ROLE_PG_WRITE_SERVER_FILES, "write");
+	PG_RETURN_INT64(s3_get_file(client_for(PG_GETARG_TEXT_PP(0)),
+								text_to_cstring(PG_GETARG_TEXT_PP(1)),
+								text_to_cstring(PG_GETARG_TEXT_PP(2))));
+}
+
+/*
+ * redshift_fdw.s3_list(server, prefix): objects under the server's
+ * s3_prefix (keys relative to it).
+ */
+Datum
+redshift_fdw_s3_list(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	S3Client *client = client_for(PG_GETARG_TEXT_PP(0));
+	List *objects;
+	ListCell *lc;
+
+	InitMaterializedSRF(fcinfo, 0);
+	objects = s3_list(client, text_to_cstring(PG_GETARG_TEXT_PP(1)));
+	foreach (lc, objects)
+	{
+		S3Object *obj = lfirst(lc);
+		Datum values[2];
+		bool nulls[2] = {false};
+
+		values[0] = CStringGetTextDatum(obj->key);
+		values[1] = Int64GetDatum(obj->size);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values,
+							 nulls);
+	}
+	return (Datum) 0;
+}
+
+/*
+ * redshift_fdw.s3_delete(server, keys): delete objects (keys relative to
+ * s3_prefix); returns how many keys were sent.
+ */
+Datum
+redshift_fdw_s3_delete(PG_FUNCTION_ARGS)
+{
+	S3Client *client = client_for(PG_GETARG_TEXT_PP(0));
+	Datum *elems;
+	bool *nulls;
+	int count;
+	int i;
+	List *keys = NIL;
+
+	deconstruct_array(PG_GETARG_ARRAYTYPE_P(1), TEXTOID, -1, false,
+					  TYPALIGN_INT, &elems, &nulls, &count);
+	for (i = 0; i < count; i++)
+		if (!nulls[i])
+			keys = lappend(keys, TextDatumGetCString(elems[i]));
+	PG_RETURN_INT32(keys ? s3_delete(client, keys) : 0);
 }

@@ -27,12 +27,14 @@
 /* How an option's value is checked. */
 typedef enum RedshiftOptionKind
 {
-	OPT_STRING,	 /* any non-empty string */
-	OPT_INT,	 /* integer within [min, max] */
-	OPT_BOOL,	 /* boolean */
-	OPT_SSLMODE, /* one of libpq's sslmode values */
-	OPT_COLUMNS, /* comma-separated list of column names */
-	OPT_QUERY	 /* a remote SELECT */
+	OPT_STRING,		/* any non-empty string */
+	OPT_INT,		/* integer within [min, max] */
+	OPT_BOOL,		/* boolean */
+	OPT_SSLMODE,	/* one of libpq's sslmode values */
+	OPT_COLUMNS,	/* comma-separated list of column names */
+	OPT_URL,		/* http:// or https:// URL */
+	OPT_ADDRESSING, /* S3 addressing style: path or virtual */
+	OPT_QUERY		/* a remote SELECT */
 } RedshiftOptionKind;
 
 /* One option the wrapper accepts, and where it may appear. */
@@ -59,10 +61,19 @@ static const RedshiftOption option_table[] = {
 	{"application_name", ForeignServerRelationId, OPT_STRING},
 	{"fetch_size", ForeignServerRelationId, OPT_INT, 1, 1000000},
 	{"statement_timeout", ForeignServerRelationId, OPT_INT, 0, INT_MAX},
+	/* S3 staging (server) */
+	{"s3_endpoint", ForeignServerRelationId, OPT_URL},
+	{"s3_bucket", ForeignServerRelationId, OPT_STRING},
+	{"s3_region", ForeignServerRelationId, OPT_STRING},
+	{"s3_prefix", ForeignServerRelationId, OPT_STRING},
+	{"s3_addressing", ForeignServerRelationId, OPT_ADDRESSING},
 	/* authentication (user mapping) */
 	{"user", UserMappingRelationId, OPT_STRING},
 	{"password", UserMappingRelationId, OPT_STRING},
 	{"password_required", UserMappingRelationId, OPT_BOOL, 0, 0, true},
+	{"aws_access_key_id", UserMappingRelationId, OPT_STRING},
+	{"aws_secret_access_key", UserMappingRelationId, OPT_STRING},
+	{"aws_session_token", UserMappingRelationId, OPT_STRING},
 	/* foreign table */
 	{"schema_name", ForeignTableRelationId, OPT_STRING},
 	{"table_name", ForeignTableRelationId, OPT_STRING},
@@ -166,6 +177,25 @@ check_option_value(const RedshiftOption *opt, DefElem *def)
 								 "'tenant_id, id'.")));
 			break;
 		}
+		case OPT_URL:
+			if (pg_strncasecmp(value, "http://", 7) != 0 &&
+				pg_strncasecmp(value, "https://", 8) != 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+						 errmsg("invalid value for option \"%s\": \"%s\"",
+								opt->name, value),
+						 errhint("Give a URL such as "
+								 "https://s3.us-east-1.amazonaws.com or "
+								 "http://127.0.0.1:9000.")));
+			break;
+		case OPT_ADDRESSING:
+			if (strcmp(value, "path") != 0 && strcmp(value, "virtual") != 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+						 errmsg("invalid value for option \"%s\": \"%s\"",
+								opt->name, value),
+						 errhint("Valid values are path and virtual.")));
+			break;
 		case OPT_QUERY:
 		{
 			const char *p = value;

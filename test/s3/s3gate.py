@@ -35,6 +35,8 @@ from botocore.compat import HTTPHeaders
 from botocore.config import Config
 from botocore.credentials import Credentials
 
+import multipart_admin
+
 ALGORITHM = 'AWS4-HMAC-SHA256'
 UNSIGNED_PAYLOAD = 'UNSIGNED-PAYLOAD'
 STREAMING_SIGNED_PAYLOAD = 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD'
@@ -517,8 +519,10 @@ class GateServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 64
 
-    def __init__(self, listen, credentials, region, upstream, faults):
+    def __init__(self, listen, credentials, region, upstream, faults,
+                 store_dir=None):
         super().__init__(listen, GateHandler)
+        self.store_dir = store_dir
         self.credentials = credentials
         self.region = region
         self.upstream = upstream
@@ -570,7 +574,8 @@ class GateHandler(http.server.BaseHTTPRequestHandler):
                 verified = self.authenticate(raw_path, query)
                 self.server.faults.check(self.command, unquote(raw_path))
                 spool = self.read_payload(verified)
-                self.forward(raw_path, raw_query, spool)
+                if not self.serve_multipart_admin(raw_path, query):
+                    self.forward(raw_path, raw_query, spool)
             except S3Error as error:
                 self.reject(error, raw_path)
         except OSError as error:
@@ -579,6 +584,29 @@ class GateHandler(http.server.BaseHTTPRequestHandler):
 
     do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = do_OPTIONS = \
         handle_s3_request
+
+    def serve_multipart_admin(self, raw_path, query):
+        """Answers ListMultipartUploads, ListParts and AbortMultipartUpload,
+        which s3rver lacks (see multipart_admin.py); False for anything
+        else."""
+        bucket, _, key = unquote(raw_path).lstrip('/').partition('/')
+        params = {unquote(k): unquote(v) for k, v in query}
+        answer = multipart_admin.handle(self.command, bucket, key, params,
+                                        self.server.store_dir)
+        if answer is None:
+            return False
+        status, xml = answer
+        body = xml.encode() if xml else b''
+        self.send_response_only(status)
+        self.send_header('x-amz-request-id', self.request_id)
+        if body:
+            self.send_header('Content-Type', 'application/xml')
+        self.send_header('Content-Length', str(len(body)))
+        self.end_headers()
+        if self.command != 'HEAD':
+            self.wfile.write(body)
+        log(f'{self.command} {raw_path}: {status} (served by the gate)')
+        return True
 
     def open_body(self):
         """Sets up reading the body as framed by Content-Length/chunked."""
@@ -969,6 +997,9 @@ def main():
                              'secret_access_key, session_token}')
     parser.add_argument('--region', required=True)
     parser.add_argument('--fault-file')
+    parser.add_argument('--store-dir',
+                        help="s3rver's --directory, to serve the multipart "
+                             "operations s3rver lacks")
     args = parser.parse_args()
 
     credentials = load_credentials(args.credentials)
@@ -976,7 +1007,7 @@ def main():
     stop_signals = {signal.SIGTERM, signal.SIGINT}
     signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
     server = GateServer(args.listen, credentials, args.region, args.upstream,
-                        FaultInjector(args.fault_file))
+                        FaultInjector(args.fault_file), args.store_dir)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     host, port = server.server_address[:2]
     print(f's3gate listening on {host}:{port}', flush=True)
