@@ -192,11 +192,14 @@ step_redshift(CheckState *state)
 static void
 step_list_schemas(CheckState *state)
 {
+	/* pg_namespace, not svv_tables: a schema without tables counts too */
 	PGresult *res = redshift_exec(
 		state->conn,
-		"SELECT DISTINCT table_schema FROM svv_tables WHERE table_schema NOT "
-		"IN ('pg_catalog', 'pg_internal', 'information_schema', "
-		"'catalog_history', 'pg_toast', 'pg_automv') ORDER BY 1");
+		"SELECT nspname FROM pg_catalog.pg_namespace WHERE nspname NOT IN "
+		"('pg_catalog', 'pg_internal', 'information_schema', "
+		"'catalog_history', 'pg_toast', 'pg_automv') AND nspname NOT LIKE "
+		"'pg\\_temp\\_%' AND nspname NOT LIKE 'pg\\_toast\\_temp\\_%' "
+		"ORDER BY 1");
 	StringInfoData buf;
 	int i;
 

@@ -98,16 +98,16 @@ SKIP:
 {
 	skip 'no simulator in the environment', 1 unless $ENV{RS_HOST};
 	sql(qq{
-CREATE SERVER both FOREIGN DATA WRAPPER redshift_fdw OPTIONS (
+CREATE SERVER rs_s3 FOREIGN DATA WRAPPER redshift_fdw OPTIONS (
   host '$ENV{RS_HOST}', port '$ENV{RS_PORT}', dbname '$ENV{RS_DB}',
   s3_endpoint '$bed{S3_ENDPOINT}', s3_bucket '$bed{S3_BUCKET}',
   s3_region '$bed{S3_REGION}', s3_prefix '$prefix');
-CREATE USER MAPPING FOR CURRENT_USER SERVER both OPTIONS (
+CREATE USER MAPPING FOR CURRENT_USER SERVER rs_s3 OPTIONS (
   user '$ENV{RS_USER}', password '$ENV{RS_PASSWORD}',
   aws_access_key_id '$bed{AWS_ACCESS_KEY_ID}',
   aws_secret_access_key '$bed{AWS_SECRET_ACCESS_KEY}');
 });
-	is(sql("SELECT string_agg(step || '=' || ok, ', ') FROM redshift_fdw.check('both')"),
+	is(sql("SELECT string_agg(step || '=' || ok, ', ') FROM redshift_fdw.check('rs_s3')"),
 		'connect=true, redshift=true, list schemas=true, select permission=true, '
 		  . 's3 client=true, s3 put=true, s3 get=true, s3 list=true, s3 delete=true',
 		'check() includes the S3 steps');
