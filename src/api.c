@@ -332,11 +332,15 @@ run_steps(ReturnSetInfo *rsinfo, CheckState *state, const NamedStep *steps,
 	}
 }
 
-/* Step "s3 client": credentials, bucket and region are found. */
+/*
+ * Step "s3 client": credentials, bucket and region are found, and the
+ * bucket answers (HeadBucket).
+ */
 static void
 step_s3_client(CheckState *state)
 {
 	state->s3 = s3_client_create(state->server, state->user);
+	s3_head_bucket(state->s3);
 	state->detail = psprintf("credentials from the %s; staging at %s",
 							 s3_client_credential_source(state->s3),
 							 s3_client_location(state->s3, NULL));

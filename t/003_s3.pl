@@ -125,6 +125,32 @@ is(Digest::SHA->new(256)->addfile("$dir/out.bin")->hexdigest,
 	$sha, 'SHA-256 of the download equals the upload');
 is(uploads_in_progress(), '0', 'no multipart upload left behind');
 
+# --- more than one page of keys: ListObjectsV2 continuation, DeleteObjects
+# batches of 1000
+open(my $small, '>', "$dir/small.txt") or die $!;
+print $small "x";
+close $small;
+is(sql("SELECT count(redshift_fdw.s3_put_file('s3', '$dir/small.txt', 'many/' || g)) "
+	  . "FROM generate_series(1, 1005) g"), '1005', 'uploaded 1005 small objects');
+is(sql("SELECT count(*) FROM redshift_fdw.s3_list('s3', 'many/')"), '1005',
+	'all 1005 listed (two pages)');
+is(sql("SELECT redshift_fdw.s3_delete('s3', ARRAY(SELECT key FROM "
+	  . "redshift_fdw.s3_list('s3', 'many/')))"), '1005', 'deleted in two batches');
+is(sql("SELECT count(*) FROM redshift_fdw.s3_list('s3', 'many/')"), '0',
+	'none left');
+
+# --- a bucket that does not exist ------------------------------------------
+sql("CREATE SERVER nobucket FOREIGN DATA WRAPPER redshift_fdw OPTIONS ("
+	  . "s3_endpoint '$bed{S3_ENDPOINT}', s3_bucket 'no-such-bucket-rsfdw', "
+	  . "s3_region '$bed{S3_REGION}')");
+sql("CREATE USER MAPPING FOR CURRENT_USER SERVER nobucket OPTIONS ("
+	  . "aws_access_key_id '$bed{AWS_ACCESS_KEY_ID}', "
+	  . "aws_secret_access_key '$bed{AWS_SECRET_ACCESS_KEY}')");
+is(sql("SELECT ok FROM redshift_fdw.s3_check('nobucket') WHERE step = 's3 client'"),
+	'f', 'check: a missing bucket fails the first step');
+like(sql_error("SELECT * FROM redshift_fdw.s3_list('nobucket')"),
+	qr/NoSuchBucket \(HTTP 404\).*HINT:.*s3_bucket/s, 'NoSuchBucket with a hint');
+
 # --- errors --------------------------------------------------------------
 sql("ALTER USER MAPPING FOR CURRENT_USER SERVER s3 "
 	  . "OPTIONS (SET aws_secret_access_key 'not-the-secret-9f8e7d')");
