@@ -139,6 +139,21 @@ is(sql("SELECT redshift_fdw.s3_delete('s3', ARRAY(SELECT key FROM "
 is(sql("SELECT count(*) FROM redshift_fdw.s3_list('s3', 'many/')"), '0',
 	'none left');
 
+# --- virtual-hosted addressing (bucket in the host name) -------------------
+(my $vhost_endpoint = $bed{S3_ENDPOINT}) =~ s/127\.0\.0\.1/localhost/;
+sql("CREATE SERVER vhost FOREIGN DATA WRAPPER redshift_fdw OPTIONS ("
+	  . "s3_endpoint '$vhost_endpoint', s3_bucket '$bed{S3_BUCKET}', "
+	  . "s3_region '$bed{S3_REGION}', s3_prefix '$prefix', s3_addressing 'virtual')");
+sql("CREATE USER MAPPING FOR CURRENT_USER SERVER vhost OPTIONS ("
+	  . "aws_access_key_id '$bed{AWS_ACCESS_KEY_ID}', "
+	  . "aws_secret_access_key '$bed{AWS_SECRET_ACCESS_KEY}')");
+is(sql("SELECT bool_and(ok) FROM redshift_fdw.s3_check('vhost')"), 't',
+	'virtual-hosted addressing (bucket.localhost) works');
+is(sql("SELECT redshift_fdw.s3_put_file('vhost', '$dir/in.bin', 'vhost.bin')"),
+	64 * 1024 * 1024, 'multipart upload with virtual-hosted addressing');
+is(sql("SELECT size FROM redshift_fdw.s3_list('s3', 'vhost.bin')"),
+	64 * 1024 * 1024, 'and the object is where path-style addressing sees it');
+
 # --- a bucket that does not exist ------------------------------------------
 sql("CREATE SERVER nobucket FOREIGN DATA WRAPPER redshift_fdw OPTIONS ("
 	  . "s3_endpoint '$bed{S3_ENDPOINT}', s3_bucket 'no-such-bucket-rsfdw', "

@@ -572,10 +572,11 @@ class GateHandler(http.server.BaseHTTPRequestHandler):
                 self.body = self.open_body()
                 query = split_query(raw_query)
                 verified = self.authenticate(raw_path, query)
-                self.server.faults.check(self.command, unquote(raw_path))
+                path = self.path_style_path(raw_path)
+                self.server.faults.check(self.command, unquote(path))
                 spool = self.read_payload(verified)
-                if not self.serve_multipart_admin(raw_path, query):
-                    self.forward(raw_path, raw_query, spool)
+                if not self.serve_multipart_admin(path, query):
+                    self.forward(path, raw_query, spool)
             except S3Error as error:
                 self.reject(error, raw_path)
         except OSError as error:
@@ -584,6 +585,17 @@ class GateHandler(http.server.BaseHTTPRequestHandler):
 
     do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = do_OPTIONS = \
         handle_s3_request
+
+    def path_style_path(self, raw_path):
+        """The path-style form of the request path.  A virtual-hosted
+        request names its bucket in the Host header, as
+        <bucket>.localhost[:port] (curl and most clients resolve *.localhost
+        to loopback); after the signature is checked against the request
+        as sent, it is served like /<bucket><path>."""
+        host = (self.headers.get('Host') or '').rsplit(':', 1)[0].lower()
+        if host.endswith('.localhost') and host != '.localhost':
+            return '/' + host[:-len('.localhost')] + raw_path
+        return raw_path
 
     def serve_multipart_admin(self, raw_path, query):
         """Answers ListMultipartUploads, ListParts and AbortMultipartUpload,
