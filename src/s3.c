@@ -797,7 +797,8 @@ run_pipeline(S3Client *client, int max_in_flight, S3Feeder feeder, S3Done done,
 			 void *arg, bool quiet)
 {
 	S3Request **active = palloc0(sizeof(S3Request *) * max_in_flight);
-	int nactive = 0;
+	/* read by PG_FINALLY after a longjmp: must not live in a register */
+	volatile int nactive = 0;
 	bool fed_all = false;
 	bool ok = true;
 	int i;
