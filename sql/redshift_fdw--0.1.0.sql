@@ -101,3 +101,793 @@ CREATE FUNCTION redshift_fdw.s3_delete(server text, keys text[])
 RETURNS integer
 AS 'MODULE_PATHNAME', 'redshift_fdw_s3_delete'
 LANGUAGE C STRICT VOLATILE;
+
+-- ======================================================================
+-- Capture bindings: Redshift -> PostgreSQL.  A poll is an INSERT ...
+-- SELECT through the foreign-data wrapper, so the cursor predicate and
+-- ORDER BY are pushed down to Redshift (EXPLAIN shows them remote).
+-- ======================================================================
+
+CREATE FUNCTION redshift_fdw.render_template(
+    template text, schema_name text, table_name text,
+    cursor_columns text[] DEFAULT '{}', is_first_query bool DEFAULT true)
+RETURNS text
+AS 'MODULE_PATHNAME', 'redshift_fdw_render_template'
+LANGUAGE C CALLED ON NULL INPUT IMMUTABLE;
+
+CREATE FUNCTION redshift_fdw.check_template(template text)
+RETURNS bool
+AS 'MODULE_PATHNAME', 'redshift_fdw_check_template'
+LANGUAGE C STRICT IMMUTABLE;
+
+CREATE FUNCTION redshift_fdw.parse_schedule(schedule text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'redshift_fdw_parse_schedule'
+LANGUAGE C STRICT IMMUTABLE;
+
+CREATE FUNCTION redshift_fdw.next_poll(schedule text, last_start timestamptz)
+RETURNS timestamptz
+AS 'MODULE_PATHNAME', 'redshift_fdw_next_poll'
+LANGUAGE C CALLED ON NULL INPUT VOLATILE;
+
+CREATE FUNCTION redshift_fdw.describe_query(
+    server name, query text, OUT column_name text, OUT column_type text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'redshift_fdw_describe_query'
+LANGUAGE C STRICT VOLATILE;
+
+CREATE FUNCTION redshift_fdw.bind_query(sql text, vals text[], types regtype[])
+RETURNS text
+AS 'MODULE_PATHNAME', 'redshift_fdw_bind_query'
+LANGUAGE C CALLED ON NULL INPUT STABLE;
+
+CREATE TABLE redshift_fdw.capture (
+    name text PRIMARY KEY,
+    owner regrole NOT NULL DEFAULT current_user::regrole,
+    server name NOT NULL,
+    source regclass,              -- the foreign table read (NULL: custom query)
+    query_table regclass,         -- private foreign table of a template binding
+    remote_schema text,
+    remote_table text,
+    target regclass NOT NULL,
+    cursor_columns text[] NOT NULL DEFAULT '{}',
+    key_columns text[] NOT NULL DEFAULT '{}',
+    schedule text,                -- NULL: the server's poll option, else 24h
+    template text,                -- NULL: the built-in query
+    format text NOT NULL DEFAULT 'table' CHECK (format IN ('table', 'document')),
+    lookback interval,
+    enabled bool NOT NULL DEFAULT true,
+    cursor_state text[],          -- last cursor tuple (ISO text); NULL: read all
+    row_id_next bigint NOT NULL DEFAULT 0,
+    last_polled timestamptz,      -- start of the last poll
+    last_rows bigint,
+    document_count bigint NOT NULL DEFAULT 0,
+    last_error text
+);
+-- Each role sees and changes only its own bindings (superusers all);
+-- pg_dump keeps them.
+ALTER TABLE redshift_fdw.capture ENABLE ROW LEVEL SECURITY;
+CREATE POLICY capture_owner ON redshift_fdw.capture
+  USING (pg_has_role(current_user, owner, 'MEMBER'))
+  WITH CHECK (pg_has_role(current_user, owner, 'MEMBER'));
+GRANT SELECT, INSERT, UPDATE, DELETE ON redshift_fdw.capture TO PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('redshift_fdw.capture', '');
+
+-- The value of an option in an options array.
+CREATE FUNCTION redshift_fdw._option(options text[], option text)
+RETURNS text LANGUAGE sql STABLE AS
+$$SELECT option_value FROM pg_options_to_table(options) WHERE option_name = option$$;
+
+-- The effective schedule of a binding.
+CREATE FUNCTION redshift_fdw._schedule(b redshift_fdw.capture)
+RETURNS text LANGUAGE sql STABLE AS $$
+SELECT coalesce(b.schedule,
+                redshift_fdw._option((SELECT srvoptions FROM pg_foreign_server
+                                       WHERE srvname = b.server), 'poll'),
+                '24h')
+$$;
+
+-- A binding, or an error naming it.
+CREATE FUNCTION redshift_fdw._binding(binding text, lock bool DEFAULT false)
+RETURNS redshift_fdw.capture LANGUAGE plpgsql AS $$
+DECLARE
+  b redshift_fdw.capture;
+BEGIN
+  IF lock THEN
+    SELECT * INTO b FROM redshift_fdw.capture WHERE name = binding FOR UPDATE;
+  ELSE
+    SELECT * INTO b FROM redshift_fdw.capture WHERE name = binding;
+  END IF;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'capture binding "%" does not exist', binding
+      USING ERRCODE = 'undefined_object',
+            HINT = 'SELECT name FROM redshift_fdw.captures lists the bindings.';
+  END IF;
+  RETURN b;
+END $$;
+
+-- The relation a binding reads: its foreign table or its private query table.
+CREATE FUNCTION redshift_fdw._source_rel(b redshift_fdw.capture)
+RETURNS regclass LANGUAGE sql STABLE AS
+$$SELECT coalesce(b.query_table, b.source)$$;
+
+-- Quoted columns of a relation, in order.
+CREATE FUNCTION redshift_fdw._columns(rel regclass)
+RETURNS text[] LANGUAGE sql STABLE AS $$
+SELECT array_agg(quote_ident(attname) ORDER BY attnum) FROM pg_attribute
+ WHERE attrelid = rel AND attnum > 0 AND NOT attisdropped
+$$;
+
+-- Cursor column expressions (text ones under the C collation, which is
+-- Redshift's byte order and keeps them pushed down) and their types; an
+-- error names a cursor column the source does not have.
+CREATE FUNCTION redshift_fdw._cursor(b redshift_fdw.capture,
+                                     OUT exprs text[], OUT types regtype[])
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  c text;
+  a record;
+BEGIN
+  exprs := '{}';
+  types := '{}';
+  FOREACH c IN ARRAY b.cursor_columns LOOP
+    SELECT att.atttypid::regtype AS typ, t.typcategory AS cat INTO a
+      FROM pg_attribute att JOIN pg_type t ON t.oid = att.atttypid
+     WHERE att.attrelid = redshift_fdw._source_rel(b) AND att.attname = c
+       AND att.attnum > 0 AND NOT att.attisdropped;
+    IF NOT FOUND THEN
+      RAISE EXCEPTION 'cursor column "%" of capture binding "%" is not in its source %',
+        c, b.name, redshift_fdw._source_rel(b)
+        USING ERRCODE = 'undefined_column',
+              HINT = 'The cursor columns must be columns the source returns.';
+    END IF;
+    exprs := exprs || CASE WHEN a.cat = 'S' THEN format('%I COLLATE "C"', c)
+                           ELSE quote_ident(c) END;
+    types := types || a.typ;
+  END LOOP;
+END $$;
+
+-- "(c1, c2) op (v1::t1, v2::t2)" for cursor values.
+CREATE FUNCTION redshift_fdw._compare(exprs text[], types regtype[], vals text[], op text)
+RETURNS text LANGUAGE sql IMMUTABLE AS $$
+SELECT CASE WHEN cardinality(exprs) = 1
+            THEN format('%s %s %s::%s', exprs[1], op, quote_nullable(vals[1]), types[1])
+            ELSE format('(%s) %s (%s)', array_to_string(exprs, ', '), op,
+                        (SELECT string_agg(format('%s::%s', quote_nullable(vals[i]), types[i]), ', '
+                                           ORDER BY i)
+                           FROM generate_subscripts(exprs, 1) i))
+       END
+$$;
+
+-- The JSON document of a row, by the reference encoding (numbers as JSON
+-- numbers, NUMERIC as strings, NaN/Infinity as strings, DATE as RFC 3339
+-- at midnight UTC, timestamps as RFC 3339, VARBYTE as base64, SUPER as
+-- itself), for the source's columns, plus _meta.
+CREATE FUNCTION redshift_fdw._document_expr(rel regclass, meta text)
+RETURNS text LANGUAGE sql STABLE AS $$
+SELECT 'jsonb_build_object(' || string_agg(format('%L, %s', attname,
+  CASE format_type(atttypid, NULL)
+    WHEN 'boolean' THEN format('to_jsonb(s.%I)', attname)
+    WHEN 'smallint' THEN format('to_jsonb(s.%I)', attname)
+    WHEN 'integer' THEN format('to_jsonb(s.%I)', attname)
+    WHEN 'bigint' THEN format('to_jsonb(s.%I)', attname)
+    WHEN 'numeric' THEN format('to_jsonb(s.%I::text)', attname)
+    WHEN 'real' THEN format($f$CASE WHEN s.%1$I IN ('NaN', 'Infinity', '-Infinity') THEN to_jsonb(s.%1$I::text) ELSE to_jsonb(s.%1$I) END$f$, attname)
+    WHEN 'double precision' THEN format($f$CASE WHEN s.%1$I IN ('NaN', 'Infinity', '-Infinity') THEN to_jsonb(s.%1$I::text) ELSE to_jsonb(s.%1$I) END$f$, attname)
+    WHEN 'date' THEN format($f$to_jsonb(to_char(s.%I, 'YYYY-MM-DD') || 'T00:00:00Z')$f$, attname)
+    WHEN 'timestamp without time zone' THEN format($f$to_jsonb(regexp_replace(to_char(s.%I, 'YYYY-MM-DD"T"HH24:MI:SS.US'), '\.?0+$', '') || 'Z')$f$, attname)
+    WHEN 'timestamp with time zone' THEN format($f$to_jsonb(regexp_replace(to_char(s.%I AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'), '\.?0+$', '') || 'Z')$f$, attname)
+    WHEN 'bytea' THEN format($f$to_jsonb(translate(encode(s.%I, 'base64'), E'\n', ''))$f$, attname)
+    WHEN 'jsonb' THEN format('s.%I', attname)
+    ELSE format('to_jsonb(s.%I::text)', attname)
+  END), ', ' ORDER BY attnum) || ', ''_meta'', ' || meta || ')'
+  FROM pg_attribute WHERE attrelid = rel AND attnum > 0 AND NOT attisdropped
+$$;
+
+-- One step of a poll: reads what the cursor state says is next (at most
+-- batch_rows rows, never splitting rows that share a cursor tuple, when
+-- batch_rows > 0), writes it into the target and saves the new cursor
+-- state, all in the caller's transaction.  more: another step has rows.
+CREATE FUNCTION redshift_fdw._capture_step(binding text, batch_rows bigint,
+    poll_start timestamptz, index_base bigint,
+    OUT rows_captured bigint, OUT more bool)
+LANGUAGE plpgsql
+SET datestyle TO 'ISO, YMD' SET timezone TO 'UTC' SET extra_float_digits TO 3
+SET intervalstyle TO 'postgres'
+AS $body$
+DECLARE
+  b redshift_fdw.capture;
+  src regclass;
+  cols text[];
+  col_list text;
+  cur record;
+  order_asc text;
+  order_desc text;
+  cond text := '';
+  vals text[];
+  moved text;
+  boundary text[];
+  last_vals text[];
+  keyless bool;
+  incremental bool;
+  keys text;
+  not_null text;
+  doc text;
+  meta text;
+  tag text;
+  q text;
+BEGIN
+  b := redshift_fdw._binding(binding, true);
+  src := redshift_fdw._source_rel(b);
+  cols := redshift_fdw._columns(src);
+  col_list := 's.' || array_to_string(cols, ', s.');
+  cur := redshift_fdw._cursor(b);
+  incremental := cardinality(b.cursor_columns) > 0;
+  keyless := cardinality(b.key_columns) = 0;
+  keys := (SELECT string_agg(quote_ident(k), ', ') FROM unnest(b.key_columns) k);
+  more := false;
+  IF incremental THEN
+    order_asc := (SELECT string_agg('s.' || e, ', ') FROM unnest(cur.exprs) e);
+    order_desc := (SELECT string_agg('s.' || e || ' DESC', ', ') FROM unnest(cur.exprs) e);
+    -- a NULL cursor value never becomes the stored cursor (c > NULL would
+    -- match nothing ever after)
+    not_null := (SELECT string_agg(format('s.%I IS NOT NULL', c), ' AND ') FROM unnest(b.cursor_columns) c);
+  END IF;
+
+  IF b.query_table IS NOT NULL THEN
+    -- a template: render it for this state and point the query table at it
+    EXECUTE format('ALTER FOREIGN TABLE %s OPTIONS (SET query %L)', b.query_table,
+      redshift_fdw.bind_query(
+        redshift_fdw.render_template(b.template, b.remote_schema, b.remote_table,
+                                     b.cursor_columns, b.cursor_state IS NULL),
+        b.cursor_state, cur.types));
+  ELSIF incremental AND b.cursor_state IS NOT NULL THEN
+    vals := b.cursor_state;
+    IF b.lookback IS NOT NULL THEN
+      -- re-read the tail: the first cursor column only, moved back
+      EXECUTE format('SELECT (%L::%s - %L::interval)::%s::text', vals[1], cur.types[1],
+                     b.lookback, cur.types[1]) INTO moved;
+      cond := ' WHERE ' || format('s.%s >= %L::%s', cur.exprs[1], moved, cur.types[1]);
+    ELSE
+      cond := ' WHERE ' || redshift_fdw._compare(
+        (SELECT array_agg('s.' || e) FROM unnest(cur.exprs) e), cur.types, vals, '>');
+    END IF;
+  END IF;
+
+  IF incremental AND b.query_table IS NULL AND batch_rows > 0 THEN
+    -- the cursor tuple the batch ends at: a batch never splits a tuple
+    EXECUTE format('SELECT ARRAY[%s]::text[] FROM %s s%s%s ORDER BY %s LIMIT 1 OFFSET %s',
+                   (SELECT string_agg(format('s.%I::text', c), ', ') FROM unnest(b.cursor_columns) c),
+                   src, cond, CASE WHEN cond = '' THEN ' WHERE ' ELSE ' AND ' END || not_null,
+                   order_asc, batch_rows - 1)
+      INTO boundary;
+    IF boundary IS NOT NULL THEN
+      cond := cond || CASE WHEN cond = '' THEN ' WHERE ' ELSE ' AND ' END
+        || redshift_fdw._compare((SELECT array_agg('s.' || e) FROM unnest(cur.exprs) e),
+                                 cur.types, boundary, '<=');
+      more := true;
+    END IF;
+  END IF;
+
+  tag := redshift_fdw._option((SELECT srvoptions FROM pg_foreign_server WHERE srvname = b.server),
+                              'source_tag');
+  meta := format($m$jsonb_build_object('polled', %L, 'index', %s + s._idx, 'row_id', %s, 'op', %s,
+                   'source', jsonb_build_object('schema', %L, 'table', %L, 'tag', %L))$m$,
+                 to_char(poll_start, 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), index_base,
+                 CASE WHEN keyless THEN 's._row_id' ELSE 'NULL' END,
+                 CASE WHEN keyless AND incremental THEN '''c'''
+                      WHEN keyless THEN format('CASE WHEN s._row_id < %s THEN ''u'' ELSE ''c'' END', b.row_id_next)
+                      ELSE 's._op' END,
+                 b.remote_schema, b.remote_table, tag);
+
+  IF NOT incremental THEN
+    -- full refresh: the target becomes exactly what the source holds now,
+    -- in this transaction (readers see the old rows until it commits)
+    IF b.format = 'table' THEN
+      EXECUTE format('DELETE FROM %s', b.target);
+      IF keyless THEN
+        EXECUTE format('INSERT INTO %s (_row_id, %s) SELECT row_number() OVER () - 1, %s FROM %s s',
+                       b.target, array_to_string(cols, ', '), col_list, src);
+      ELSE
+        EXECUTE format('INSERT INTO %s (%s) SELECT %s FROM %s s',
+                       b.target, array_to_string(cols, ', '), col_list, src);
+      END IF;
+      GET DIAGNOSTICS rows_captured = ROW_COUNT;
+    ELSE
+      doc := redshift_fdw._document_expr(src, meta);
+      IF keyless THEN
+        EXECUTE format('INSERT INTO %1$s AS t (_row_id, doc) '
+                       'SELECT s._row_id, %2$s FROM (SELECT %3$s, row_number() OVER () - 1 AS _row_id, '
+                       'row_number() OVER () - 1 AS _idx FROM %4$s s) s '
+                       'ON CONFLICT (_row_id) DO UPDATE SET doc = EXCLUDED.doc',
+                       b.target, doc, col_list, src);
+        GET DIAGNOSTICS rows_captured = ROW_COUNT;
+        -- fewer rows than last time: the missing row ids are deletes
+        EXECUTE format($u$UPDATE %s SET doc = jsonb_set(jsonb_set(doc, '{_meta,op}', '"d"'), '{_meta,polled}', to_jsonb(%L::text))
+                        WHERE _row_id >= %s AND doc->'_meta'->>'op' <> 'd'$u$,
+                       b.target, to_char(poll_start, 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), rows_captured);
+        UPDATE redshift_fdw.capture SET row_id_next = greatest(row_id_next, rows_captured)
+         WHERE name = b.name;
+      ELSE
+        EXECUTE format('INSERT INTO %1$s AS t (%2$s, doc) '
+                       'SELECT %5$s, %3$s FROM (SELECT %4$s, row_number() OVER () - 1 AS _idx, '
+                       'CASE WHEN t.%6$s IS NULL THEN ''c'' ELSE ''u'' END AS _op '
+                       'FROM %7$s s LEFT JOIN %1$s t USING (%2$s)) s '
+                       'ON CONFLICT (%2$s) DO UPDATE SET doc = EXCLUDED.doc',
+                       b.target, keys, doc, col_list,
+                       (SELECT string_agg('s.' || quote_ident(k), ', ') FROM unnest(b.key_columns) k),
+                       quote_ident(b.key_columns[1]), src);
+        GET DIAGNOSTICS rows_captured = ROW_COUNT;
+        -- rows gone from the source are deletes
+        EXECUTE format($u$UPDATE %s SET doc = jsonb_set(jsonb_set(doc, '{_meta,op}', '"d"'), '{_meta,polled}', to_jsonb(%L::text))
+                        WHERE doc->'_meta'->>'polled' <> %L AND doc->'_meta'->>'op' <> 'd'$u$,
+                       b.target, to_char(poll_start, 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+                       to_char(poll_start, 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'));
+      END IF;
+    END IF;
+    UPDATE redshift_fdw.capture
+       SET last_rows = coalesce(CASE WHEN index_base = 0 THEN 0 ELSE last_rows END, 0) + rows_captured,
+           document_count = document_count + rows_captured
+     WHERE name = b.name;
+    RETURN;
+  END IF;
+
+  -- incremental: the rows after the cursor, in cursor order; the batch is
+  -- materialised once, written to the target and its last tuple kept
+  IF b.format = 'table' AND NOT keyless THEN
+    q := format('WITH s AS MATERIALIZED (SELECT %1$s FROM %2$s s%3$s), '
+                'ins AS (INSERT INTO %4$s (%5$s) SELECT DISTINCT ON (%6$s) %1$s FROM s ORDER BY %6$s, %7$s '
+                'ON CONFLICT (%8$s) DO %9$s RETURNING 1) '
+                'SELECT (SELECT count(*) FROM ins), (SELECT ARRAY[%10$s]::text[] FROM s WHERE ' || replace(not_null, '%', '%%') || ' ORDER BY %7$s LIMIT 1)',
+                col_list, src, cond, b.target, array_to_string(cols, ', '),
+                (SELECT string_agg('s.' || quote_ident(k), ', ') FROM unnest(b.key_columns) k),
+                order_desc, keys,
+                coalesce('UPDATE SET ' || (SELECT string_agg(format('%s = EXCLUDED.%s', c, c), ', ')
+                                             FROM unnest(cols) c
+                                            WHERE c <> ALL (SELECT quote_ident(k) FROM unnest(b.key_columns) k)),
+                         'NOTHING'),
+                (SELECT string_agg(format('s.%I::text', c), ', ') FROM unnest(b.cursor_columns) c));
+  ELSIF b.format = 'table' THEN
+    q := format('WITH s AS MATERIALIZED (SELECT %1$s FROM %2$s s%3$s), '
+                'ins AS (INSERT INTO %4$s (_row_id, %5$s) SELECT %6$s + row_number() OVER (ORDER BY %7$s) - 1, %1$s FROM s '
+                'RETURNING 1) '
+                'SELECT (SELECT count(*) FROM ins), (SELECT ARRAY[%8$s]::text[] FROM s WHERE ' || replace(not_null, '%', '%%') || ' ORDER BY %9$s LIMIT 1)',
+                col_list, src, cond, b.target, array_to_string(cols, ', '), b.row_id_next, order_asc,
+                (SELECT string_agg(format('s.%I::text', c), ', ') FROM unnest(b.cursor_columns) c),
+                order_desc);
+  ELSIF keyless THEN
+    q := format('WITH s AS MATERIALIZED (SELECT %1$s, %4$s + row_number() OVER (ORDER BY %5$s) - 1 AS _row_id, '
+                'row_number() OVER (ORDER BY %5$s) - 1 AS _idx FROM %2$s s%3$s), '
+                'ins AS (INSERT INTO %6$s (_row_id, doc) SELECT s._row_id, %7$s FROM s RETURNING 1) '
+                'SELECT (SELECT count(*) FROM ins), (SELECT ARRAY[%8$s]::text[] FROM s WHERE ' || replace(not_null, '%', '%%') || ' ORDER BY %9$s LIMIT 1)',
+                col_list, src, cond, b.row_id_next, order_asc, b.target,
+                redshift_fdw._document_expr(src, meta),
+                (SELECT string_agg(format('s.%I::text', c), ', ') FROM unnest(b.cursor_columns) c),
+                order_desc);
+  ELSE
+    q := format('WITH s AS MATERIALIZED (SELECT %1$s, row_number() OVER (ORDER BY %4$s) - 1 AS _idx FROM %2$s s%3$s), '
+                'ins AS (INSERT INTO %5$s AS t (%6$s, doc) SELECT DISTINCT ON (%7$s) %7$s, %8$s '
+                'FROM (SELECT s.*, CASE WHEN t.%9$s IS NULL THEN ''c'' ELSE ''u'' END AS _op '
+                'FROM s LEFT JOIN %5$s t USING (%6$s)) s ORDER BY %7$s, %10$s '
+                'ON CONFLICT (%6$s) DO UPDATE SET doc = EXCLUDED.doc RETURNING 1) '
+                'SELECT (SELECT count(*) FROM ins), (SELECT ARRAY[%11$s]::text[] FROM s WHERE ' || replace(not_null, '%', '%%') || ' ORDER BY %10$s LIMIT 1)',
+                col_list, src, cond, order_asc, b.target, keys,
+                (SELECT string_agg('s.' || quote_ident(k), ', ') FROM unnest(b.key_columns) k),
+                redshift_fdw._document_expr(src, meta), quote_ident(b.key_columns[1]), order_desc,
+                (SELECT string_agg(format('s.%I::text', c), ', ') FROM unnest(b.cursor_columns) c));
+  END IF;
+  EXECUTE q INTO rows_captured, last_vals;
+  IF rows_captured = 0 THEN
+    more := false;
+  END IF;
+
+  UPDATE redshift_fdw.capture
+     SET cursor_state = coalesce(last_vals, cursor_state),
+         row_id_next = row_id_next + CASE WHEN keyless THEN rows_captured ELSE 0 END,
+         last_rows = coalesce(CASE WHEN index_base = 0 THEN 0 ELSE last_rows END, 0) + rows_captured,
+         document_count = document_count + rows_captured
+   WHERE name = b.name;
+END $body$;
+
+-- Prefixes a poll error with the binding it belongs to.
+CREATE FUNCTION redshift_fdw._poll_failed(binding text, state text, message text,
+                                          detail text, hint text)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+  text_msg text := format('poll of capture binding "%s" failed: %s', binding, message);
+BEGIN
+  IF coalesce(detail, '') <> '' AND coalesce(hint, '') <> '' THEN
+    RAISE EXCEPTION USING MESSAGE = text_msg, ERRCODE = state, DETAIL = detail, HINT = hint;
+  ELSIF coalesce(detail, '') <> '' THEN
+    RAISE EXCEPTION USING MESSAGE = text_msg, ERRCODE = state, DETAIL = detail;
+  ELSIF coalesce(hint, '') <> '' THEN
+    RAISE EXCEPTION USING MESSAGE = text_msg, ERRCODE = state, HINT = hint;
+  ELSE
+    RAISE EXCEPTION USING MESSAGE = text_msg, ERRCODE = state;
+  END IF;
+END $$;
+
+-- One poll now, in this session and transaction (atomic: a failure leaves
+-- target and cursor as they were).  Returns rows captured and the cursor.
+CREATE FUNCTION redshift_fdw.poll(binding text,
+                                  OUT rows_captured bigint, OUT cursor_values jsonb)
+LANGUAGE plpgsql AS $$
+DECLARE
+  started timestamptz := clock_timestamp();
+  step record;
+  state text; msg text; det text; hnt text;
+BEGIN
+  PERFORM redshift_fdw._binding(binding, true);
+  BEGIN
+    step := redshift_fdw._capture_step(binding, 0, started, 0);
+  EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
+                            det = PG_EXCEPTION_DETAIL, hnt = PG_EXCEPTION_HINT;
+    PERFORM redshift_fdw._poll_failed(binding, state, msg, det, hnt);
+  END;
+  UPDATE redshift_fdw.capture SET last_polled = started, last_error = NULL
+   WHERE name = binding;
+  rows_captured := step.rows_captured;
+  SELECT to_jsonb(cursor_state) INTO cursor_values FROM redshift_fdw.capture
+   WHERE name = binding;
+END $$;
+
+-- A long poll committed in batches of batch_rows, each ending at a change
+-- of cursor tuple: a failure keeps the batches committed before it, with
+-- their cursor, so the next poll resumes there (no loss, no duplicates).
+-- Outside a transaction block only (CALL commits).
+CREATE PROCEDURE redshift_fdw.poll_in_batches(binding text, batch_rows bigint DEFAULT 100000)
+LANGUAGE plpgsql AS $$
+DECLARE
+  started timestamptz := clock_timestamp();
+  step record;
+  total bigint := 0;
+BEGIN
+  IF batch_rows < 1 THEN
+    RAISE EXCEPTION 'batch_rows must be at least 1' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  LOOP
+    step := redshift_fdw._capture_step(binding, batch_rows, started, total);
+    total := total + step.rows_captured;
+    UPDATE redshift_fdw.capture SET last_polled = started, last_error = NULL
+     WHERE name = binding;
+    COMMIT;
+    EXIT WHEN NOT step.more;
+  END LOOP;
+  RAISE NOTICE 'capture binding "%": % rows captured', binding, total;
+END $$;
+
+-- Creates the target of a binding when missing; checks it otherwise.
+CREATE FUNCTION redshift_fdw._prepare_target(b redshift_fdw.capture, target_name text)
+RETURNS regclass LANGUAGE plpgsql AS $$
+DECLARE
+  rel regclass := to_regclass(target_name);
+  src regclass := redshift_fdw._source_rel(b);
+  key_def text;
+  missing text;
+BEGIN
+  key_def := CASE WHEN cardinality(b.key_columns) = 0 THEN '_row_id'
+                  ELSE (SELECT string_agg(quote_ident(k), ', ') FROM unnest(b.key_columns) k) END;
+  IF rel IS NULL THEN
+    IF b.format = 'table' THEN
+      EXECUTE format('CREATE TABLE %s (%s LIKE %s)', target_name,
+                     CASE WHEN cardinality(b.key_columns) = 0 THEN '_row_id bigint NOT NULL, ' ELSE '' END,
+                     src);
+    ELSE
+      EXECUTE format('CREATE TABLE %s (%s, doc jsonb NOT NULL)', target_name,
+                     CASE WHEN cardinality(b.key_columns) = 0 THEN '_row_id bigint NOT NULL'
+                          ELSE (SELECT string_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod)), ', '
+                                                  ORDER BY array_position(b.key_columns, a.attname::text))
+                                  FROM pg_attribute a WHERE a.attrelid = src
+                                   AND a.attname = ANY (b.key_columns)) END);
+    END IF;
+    EXECUTE format('ALTER TABLE %s ADD PRIMARY KEY (%s)', target_name, key_def);
+    RETURN to_regclass(target_name);
+  END IF;
+  -- an existing target must have the columns the binding writes
+  SELECT string_agg(c, ', ') INTO missing
+    FROM unnest(CASE WHEN b.format = 'document'
+                     THEN (CASE WHEN cardinality(b.key_columns) = 0 THEN ARRAY['_row_id'] ELSE b.key_columns END) || ARRAY['doc']
+                     ELSE (SELECT array_agg(attname::text) FROM pg_attribute WHERE attrelid = src AND attnum > 0 AND NOT attisdropped)
+                          || CASE WHEN cardinality(b.key_columns) = 0 THEN ARRAY['_row_id'] ELSE '{}' END
+                END) c
+   WHERE NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = rel AND attname = c
+                      AND attnum > 0 AND NOT attisdropped);
+  IF missing IS NOT NULL THEN
+    RAISE EXCEPTION 'target % of capture binding "%" lacks column(s) %', rel, b.name, missing
+      USING ERRCODE = 'undefined_column',
+            HINT = 'Give a new target name to have it created, or add the columns.';
+  END IF;
+  IF (b.format = 'document' OR cardinality(b.cursor_columns) > 0 OR cardinality(b.key_columns) = 0)
+     AND NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = rel AND i.indisunique
+                     AND (SELECT array_agg(attname::text ORDER BY attname) FROM pg_attribute
+                           WHERE attrelid = rel AND attnum = ANY (i.indkey))
+                       = (SELECT array_agg(k ORDER BY k) FROM unnest(string_to_array(replace(replace(key_def, '"', ''), ' ', ''), ',')) k)) THEN
+    RAISE EXCEPTION 'target % of capture binding "%" needs a unique index on (%)', rel, b.name, key_def
+      USING ERRCODE = 'invalid_table_definition',
+            HINT = format('ALTER TABLE %s ADD PRIMARY KEY (%s)', rel, key_def);
+  END IF;
+  RETURN rel;
+END $$;
+
+-- Checks the parts of a binding that can be checked without Redshift.
+CREATE FUNCTION redshift_fdw._check_binding(b redshift_fdw.capture)
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  IF b.name IS NULL OR b.name = '' THEN
+    RAISE EXCEPTION 'a capture binding needs a name' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF b.schedule IS NOT NULL THEN
+    PERFORM redshift_fdw.parse_schedule(b.schedule);
+  END IF;
+  IF b.template IS NOT NULL THEN
+    PERFORM redshift_fdw.check_template(b.template);
+  END IF;
+  IF b.lookback IS NOT NULL AND cardinality(b.key_columns) = 0 THEN
+    RAISE EXCEPTION 'capture binding "%": lookback needs key columns', b.name
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Re-read rows are deduplicated by key; a keyless binding would duplicate them.';
+  END IF;
+  IF b.lookback IS NOT NULL AND cardinality(b.cursor_columns) = 0 THEN
+    RAISE EXCEPTION 'capture binding "%": lookback needs a cursor', b.name
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  PERFORM redshift_fdw._cursor(b);
+END $$;
+
+-- A new binding's name must be free.
+CREATE FUNCTION redshift_fdw._check_new_name(binding text)
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  IF EXISTS (SELECT 1 FROM redshift_fdw.capture WHERE name = binding) THEN
+    RAISE EXCEPTION 'capture binding "%" already exists', binding
+      USING ERRCODE = 'duplicate_object',
+            HINT = 'Choose another name, or alter_capture / drop_capture the existing one.';
+  END IF;
+END $$;
+
+-- A binding reading a foreign table of this wrapper.
+CREATE FUNCTION redshift_fdw.create_capture(
+    name text, source regclass, target text DEFAULT NULL,
+    cursor_columns text[] DEFAULT '{}', schedule text DEFAULT NULL,
+    template text DEFAULT NULL, format text DEFAULT 'table',
+    lookback interval DEFAULT NULL)
+RETURNS redshift_fdw.capture LANGUAGE plpgsql AS $$
+DECLARE
+  b redshift_fdw.capture;
+  ft record;
+  cols record;
+BEGIN
+  PERFORM redshift_fdw._check_new_name(name);
+  SELECT f.ftserver, f.ftoptions, c.relname, n.nspname INTO ft
+    FROM pg_foreign_table f JOIN pg_class c ON c.oid = f.ftrelid
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    JOIN pg_foreign_server s ON s.oid = f.ftserver
+    JOIN pg_foreign_data_wrapper w ON w.oid = s.srvfdw
+   WHERE f.ftrelid = source AND w.fdwname = 'redshift_fdw';
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'source % of capture binding "%" is not a foreign table of redshift_fdw', source, name
+      USING ERRCODE = 'wrong_object_type',
+            HINT = 'IMPORT FOREIGN SCHEMA creates foreign tables for Redshift tables.';
+  END IF;
+  b.name := name;
+  b.server := (SELECT srvname FROM pg_foreign_server WHERE oid = ft.ftserver);
+  b.source := source;
+  b.remote_schema := coalesce(redshift_fdw._option(ft.ftoptions, 'schema_name'), ft.nspname);
+  b.remote_table := coalesce(redshift_fdw._option(ft.ftoptions, 'table_name'), ft.relname);
+  b.cursor_columns := coalesce(cursor_columns, '{}');
+  b.key_columns := coalesce((SELECT array_agg(trim(both '"' from trim(k)))
+                               FROM unnest(string_to_array(redshift_fdw._option(ft.ftoptions, 'key'), ',')) k), '{}');
+  b.schedule := schedule;
+  b.template := template;
+  b.format := format;
+  b.lookback := lookback;
+  b.enabled := true;
+  b.owner := current_user::regrole;
+  b.row_id_next := 0;
+  b.document_count := 0;
+  IF format NOT IN ('table', 'document') THEN
+    RAISE EXCEPTION 'format of capture binding "%" must be table or document, not "%"', name, format
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF template IS NOT NULL THEN
+    PERFORM redshift_fdw.check_template(template);
+    b.query_table := redshift_fdw._create_query_table(b,
+      redshift_fdw.render_template(template, b.remote_schema, b.remote_table, b.cursor_columns, true),
+      coalesce(target, quote_ident(name)));
+  END IF;
+  PERFORM redshift_fdw._check_binding(b);
+  b.target := redshift_fdw._prepare_target(b, coalesce(target, quote_ident(name)));
+  INSERT INTO redshift_fdw.capture VALUES (b.*);
+  RETURN b;
+END $$;
+
+-- The private foreign table a template binding reads through: its query
+-- option is set to the rendered template before each poll.
+CREATE FUNCTION redshift_fdw._create_query_table(b redshift_fdw.capture, first_query text,
+                                                 target_name text)
+RETURNS regclass LANGUAGE plpgsql AS $$
+DECLARE
+  schema_name text := coalesce((parse_ident(target_name))[cardinality(parse_ident(target_name)) - 1],
+                               current_schema());
+  table_name text := '_rsfdw_capture_' || b.name;
+  bound text := redshift_fdw.bind_query(first_query,
+                  array_fill(NULL::text, ARRAY[cardinality(b.cursor_columns)]),
+                  array_fill('text'::regtype, ARRAY[cardinality(b.cursor_columns)]));
+BEGIN
+  EXECUTE format('CREATE FOREIGN TABLE %I.%I (%s) SERVER %I OPTIONS (query %L)',
+                 schema_name, table_name,
+                 (SELECT string_agg(format('%I %s', column_name, column_type), ', ')
+                    FROM redshift_fdw.describe_query(b.server, bound)),
+                 b.server, bound);
+  RETURN format('%I.%I', schema_name, table_name)::regclass;
+END $$;
+
+-- A custom-query binding: the template is the whole Redshift query.
+CREATE FUNCTION redshift_fdw.create_query_capture(
+    name text, server name, template text, target text DEFAULT NULL,
+    cursor_columns text[] DEFAULT '{}', key_columns text[] DEFAULT '{}',
+    schedule text DEFAULT NULL, format text DEFAULT 'table',
+    lookback interval DEFAULT NULL)
+RETURNS redshift_fdw.capture LANGUAGE plpgsql AS $$
+DECLARE
+  b redshift_fdw.capture;
+BEGIN
+  PERFORM redshift_fdw._check_new_name(name);
+  b.name := name;
+  b.server := (SELECT srvname FROM pg_foreign_server WHERE srvname = server);
+  IF b.server IS NULL THEN
+    RAISE EXCEPTION 'server "%" does not exist', server USING ERRCODE = 'undefined_object';
+  END IF;
+  b.cursor_columns := coalesce(cursor_columns, '{}');
+  b.key_columns := coalesce(key_columns, '{}');
+  b.schedule := schedule;
+  b.template := template;
+  b.format := format;
+  b.lookback := lookback;
+  b.enabled := true;
+  b.owner := current_user::regrole;
+  b.row_id_next := 0;
+  b.document_count := 0;
+  IF format NOT IN ('table', 'document') THEN
+    RAISE EXCEPTION 'format of capture binding "%" must be table or document, not "%"', name, format
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  PERFORM redshift_fdw.check_template(template);
+  b.query_table := redshift_fdw._create_query_table(b,
+    redshift_fdw.render_template(template, '', '', b.cursor_columns, true),
+    coalesce(target, quote_ident(name)));
+  PERFORM redshift_fdw._check_binding(b);
+  b.target := redshift_fdw._prepare_target(b, coalesce(target, quote_ident(name)));
+  INSERT INTO redshift_fdw.capture VALUES (b.*);
+  RETURN b;
+END $$;
+
+-- Changes a binding; NULL leaves a setting as it is.  New cursor columns
+-- reset the cursor state (the next poll reads everything).
+CREATE FUNCTION redshift_fdw.alter_capture(
+    name text, schedule text DEFAULT NULL, template text DEFAULT NULL,
+    cursor_columns text[] DEFAULT NULL, lookback interval DEFAULT NULL,
+    enabled bool DEFAULT NULL)
+RETURNS redshift_fdw.capture LANGUAGE plpgsql AS $$
+DECLARE
+  b redshift_fdw.capture := redshift_fdw._binding(name, true);
+BEGIN
+  IF template IS NOT NULL AND b.query_table IS NULL THEN
+    RAISE EXCEPTION 'capture binding "%" reads a foreign table with the built-in query', b.name
+      USING ERRCODE = 'feature_not_supported',
+            HINT = 'Drop and create the binding with a template.';
+  END IF;
+  b.schedule := coalesce(schedule, b.schedule);
+  b.template := coalesce(template, b.template);
+  b.lookback := coalesce(lookback, b.lookback);
+  b.enabled := coalesce(enabled, b.enabled);
+  IF cursor_columns IS NOT NULL AND cursor_columns IS DISTINCT FROM b.cursor_columns THEN
+    b.cursor_columns := cursor_columns;
+    b.cursor_state := NULL;
+    RAISE NOTICE 'cursor of capture binding "%" changed: cursor state reset, the next poll reads everything', b.name;
+  END IF;
+  PERFORM redshift_fdw._check_binding(b);
+  UPDATE redshift_fdw.capture c
+     SET schedule = b.schedule, template = b.template, lookback = b.lookback,
+         enabled = b.enabled, cursor_columns = b.cursor_columns, cursor_state = b.cursor_state
+   WHERE c.name = b.name;
+  RETURN redshift_fdw._binding(b.name);
+END $$;
+
+-- Forgets the cursor state: the next poll reads everything again (a
+-- keyless target is emptied first, or it would get every row twice).
+CREATE FUNCTION redshift_fdw.reset_capture(name text)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+  b redshift_fdw.capture := redshift_fdw._binding(name, true);
+BEGIN
+  IF cardinality(b.key_columns) = 0 AND cardinality(b.cursor_columns) > 0 THEN
+    EXECUTE format('DELETE FROM %s', b.target);
+    RAISE NOTICE 'capture binding "%" is keyless: target % emptied', b.name, b.target;
+  END IF;
+  UPDATE redshift_fdw.capture c SET cursor_state = NULL, row_id_next = 0
+   WHERE c.name = b.name;
+END $$;
+
+CREATE FUNCTION redshift_fdw.enable_capture(name text)
+RETURNS void LANGUAGE sql AS
+$$SELECT NULL FROM redshift_fdw.alter_capture(name, enabled => true)$$;
+
+CREATE FUNCTION redshift_fdw.disable_capture(name text)
+RETURNS void LANGUAGE sql AS
+$$SELECT NULL FROM redshift_fdw.alter_capture(name, enabled => false)$$;
+
+-- Drops a binding (and its private query table); the target stays unless
+-- drop_target.
+CREATE FUNCTION redshift_fdw.drop_capture(name text, drop_target bool DEFAULT false)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+  b redshift_fdw.capture := redshift_fdw._binding(name, true);
+BEGIN
+  DELETE FROM redshift_fdw.capture c WHERE c.name = b.name;
+  IF b.query_table IS NOT NULL THEN
+    EXECUTE format('DROP FOREIGN TABLE %s', b.query_table);
+  END IF;
+  IF drop_target THEN
+    EXECUTE format('DROP TABLE %s', b.target);
+  END IF;
+END $$;
+
+-- The SQL the next poll sends to Redshift, with its values in place.
+CREATE FUNCTION redshift_fdw.capture_query(binding text,
+    OUT remote_sql text, OUT cursor_values jsonb)
+LANGUAGE plpgsql
+SET datestyle TO 'ISO, YMD' SET timezone TO 'UTC' SET extra_float_digits TO 3
+AS $$
+DECLARE
+  b redshift_fdw.capture := redshift_fdw._binding(binding);
+  cur record := redshift_fdw._cursor(b);
+  src regclass := redshift_fdw._source_rel(b);
+  cond text := '';
+  vals text[] := b.cursor_state;
+  moved text;
+  plan json;
+BEGIN
+  cursor_values := to_jsonb(b.cursor_state);
+  IF b.query_table IS NOT NULL THEN
+    remote_sql := redshift_fdw.bind_query(
+      redshift_fdw.render_template(b.template, b.remote_schema, b.remote_table,
+                                   b.cursor_columns, b.cursor_state IS NULL),
+      b.cursor_state, cur.types);
+    RETURN;
+  END IF;
+  IF cardinality(b.cursor_columns) > 0 AND vals IS NOT NULL THEN
+    IF b.lookback IS NOT NULL THEN
+      EXECUTE format('SELECT (%L::%s - %L::interval)::%s::text', vals[1], cur.types[1],
+                     b.lookback, cur.types[1]) INTO moved;
+      cond := format(' WHERE s.%s >= %L::%s', cur.exprs[1], moved, cur.types[1]);
+    ELSE
+      cond := ' WHERE ' || redshift_fdw._compare(
+        (SELECT array_agg('s.' || e) FROM unnest(cur.exprs) e), cur.types, vals, '>');
+    END IF;
+  END IF;
+  EXECUTE format('EXPLAIN (VERBOSE, FORMAT JSON) SELECT * FROM %s s%s%s', src, cond,
+                 CASE WHEN cardinality(b.cursor_columns) > 0
+                      THEN ' ORDER BY ' || (SELECT string_agg('s.' || e, ', ') FROM unnest(cur.exprs) e)
+                      ELSE '' END)
+    INTO plan;
+  remote_sql := plan -> 0 -> 'Plan' ->> 'Remote SQL';
+END $$;
+
+CREATE VIEW redshift_fdw.captures WITH (security_invoker = true) AS
+SELECT c.name,
+       coalesce(c.source::text, format('query on server %s', s.srvname)) AS source,
+       c.target,
+       c.cursor_columns AS cursor,
+       to_jsonb(c.cursor_state) AS cursor_values,
+       redshift_fdw._schedule(c) AS schedule,
+       c.format,
+       c.enabled,
+       c.last_polled,
+       redshift_fdw.next_poll(redshift_fdw._schedule(c), c.last_polled) AS next_poll,
+       c.last_rows AS rows_last_poll,
+       c.document_count AS documents_total,
+       c.last_error
+  FROM redshift_fdw.capture c JOIN pg_foreign_server s ON s.srvname = c.server;
+GRANT SELECT ON redshift_fdw.captures TO PUBLIC;

@@ -726,7 +726,15 @@ redshift_report_error(PGresult *res, RedshiftConn *rconn, const char *sql)
 		code = MAKE_SQLSTATE(sqlstate[0], sqlstate[1], sqlstate[2],
 							 sqlstate[3], sqlstate[4]);
 	if (primary == NULL && rconn && rconn->conn)
-		primary = pchomp(PQerrorMessage(rconn->conn));
+	{
+		ForeignServer *server =
+			GetForeignServerExtended(rconn->serverid, FSV_MISSING_OK);
+
+		/* the connection itself failed: say to which server */
+		primary = psprintf("connection to server \"%s\" failed: %s",
+						   server ? server->servername : "?",
+						   pchomp(PQerrorMessage(rconn->conn)));
+	}
 	if (res == NULL && rconn)
 	{
 		/* the connection itself failed: it cannot be reused */

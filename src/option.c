@@ -23,6 +23,7 @@
 #include <limits.h>
 
 #include "option.h"
+#include "schedule.h"
 
 /* How an option's value is checked. */
 typedef enum RedshiftOptionKind
@@ -34,6 +35,7 @@ typedef enum RedshiftOptionKind
 	OPT_COLUMNS,	/* comma-separated list of column names */
 	OPT_URL,		/* http:// or https:// URL */
 	OPT_ADDRESSING, /* S3 addressing style: path or virtual */
+	OPT_SCHEDULE,	/* a capture schedule: Go duration or daily at HH:MMZ */
 	OPT_QUERY		/* a remote SELECT */
 } RedshiftOptionKind;
 
@@ -67,6 +69,9 @@ static const RedshiftOption option_table[] = {
 	{"s3_region", ForeignServerRelationId, OPT_STRING},
 	{"s3_prefix", ForeignServerRelationId, OPT_STRING},
 	{"s3_addressing", ForeignServerRelationId, OPT_ADDRESSING},
+	/* capture defaults (server) */
+	{"poll", ForeignServerRelationId, OPT_SCHEDULE},
+	{"source_tag", ForeignServerRelationId, OPT_STRING},
 	/* authentication (user mapping) */
 	{"user", UserMappingRelationId, OPT_STRING},
 	{"password", UserMappingRelationId, OPT_STRING},
@@ -196,6 +201,20 @@ check_option_value(const RedshiftOption *opt, DefElem *def)
 								opt->name, value),
 						 errhint("Valid values are path and virtual.")));
 			break;
+		case OPT_SCHEDULE:
+		{
+			Schedule schedule;
+			char errbuf[SCHEDULE_ERROR_MAX];
+
+			if (!schedule_parse(value, &schedule, errbuf, sizeof(errbuf)))
+				ereport(ERROR, (errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+								errmsg("invalid value for option \"%s\": %s",
+									   opt->name, errbuf),
+								errhint("Write a duration such as 30s, 5m, "
+										"1h30m or 24h, or \"daily at HH:MMZ\" "
+										"(UTC).")));
+			break;
+		}
 		case OPT_QUERY:
 		{
 			const char *p = value;

@@ -1,0 +1,104 @@
+# A poll whose Redshift connection drops mid-way loses and duplicates
+# nothing: poll() rolls back whole; poll_in_batches keeps the batches it
+# committed (with their cursor) and the next poll resumes after them.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+plan skip_all => 'needs the test bed (RS_HOST, RS_FAULT_FILE)'
+  unless $ENV{RS_HOST} && $ENV{RS_FAULT_FILE};
+
+my $node = PostgreSQL::Test::Cluster->new('capture');
+$node->init;
+$node->append_conf('postgresql.conf', "log_statement = 'none'");
+$node->start;
+
+sub sql { return $node->safe_psql('postgres', $_[0]); }
+
+sub sql_error
+{
+	my ($ret, $out, $err) = $node->psql('postgres', $_[0]);
+	return $ret == 0 ? '' : $err;
+}
+
+sub remote
+{
+	local $ENV{PGPASSWORD} = $ENV{RS_PASSWORD};
+	local $ENV{PGOPTIONS} = '';
+	my ($out, $err) = run_command([
+		'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1',
+		"host=$ENV{RS_HOST} port=$ENV{RS_PORT} dbname=$ENV{RS_DB} user=$ENV{RS_USER}",
+		'-c', $_[0] ]);
+	die "remote SQL failed: $err" if $err =~ /ERROR/;
+}
+
+sub set_faults
+{
+	open(my $fh, '>', "$ENV{RS_FAULT_FILE}.tap") or die $!;
+	print $fh $_[0];
+	close $fh;
+	rename("$ENV{RS_FAULT_FILE}.tap", $ENV{RS_FAULT_FILE}) or die $!;
+}
+
+remote(
+	"DROP SCHEMA IF EXISTS cap_tap CASCADE; CREATE SCHEMA cap_tap; "
+	  . "CREATE TABLE cap_tap.big (id integer, ts timestamp, v varchar(20)); "
+	  . "INSERT INTO cap_tap.big SELECT g, '2024-01-01'::timestamp + g * interval '1 second', "
+	  . "'row ' || g FROM generate_series(1, 3000) g");
+sql(qq{
+CREATE EXTENSION redshift_fdw;
+CREATE SERVER rs FOREIGN DATA WRAPPER redshift_fdw
+  OPTIONS (host '$ENV{RS_HOST}', port '$ENV{RS_PORT}', dbname '$ENV{RS_DB}');
+CREATE USER MAPPING FOR CURRENT_USER SERVER rs
+  OPTIONS (user '$ENV{RS_USER}', password '$ENV{RS_PASSWORD}');
+CREATE SCHEMA src;
+IMPORT FOREIGN SCHEMA cap_tap FROM SERVER rs INTO src;
+SELECT name FROM redshift_fdw.create_capture('batched', 'src.big', target => 'batched',
+                                             cursor_columns => '{ts}');
+SELECT name FROM redshift_fdw.create_capture('atomic', 'src.big', target => 'atomic',
+                                             cursor_columns => '{ts}');
+});
+
+my $same = q{SELECT (SELECT count(*) FROM %1$s) || ' rows, '
+  || (SELECT count(DISTINCT id) FROM %1$s) || ' distinct, '
+  || (SELECT count(*) FROM (SELECT id, ts, v FROM %1$s EXCEPT ALL SELECT * FROM src.big) d) || ' extra, '
+  || (SELECT count(*) FROM (SELECT * FROM src.big EXCEPT ALL SELECT id, ts, v FROM %1$s) d) || ' missing'};
+
+# --- batched: the connection drops in the second batch ---------------------
+set_faults('{"faults": [{"kind": "drop_connection", "after_rows": 1500, "match": "cap_tap"}]}');
+my $err = sql_error("CALL redshift_fdw.poll_in_batches('batched', 1000)");
+like($err, qr/connection to server "rs" failed/, 'the poll fails mid-way, naming the server');
+is(sql("SELECT count(*) FROM batched"), '1000', 'the committed first batch stays');
+is(sql("SELECT cursor_state FROM redshift_fdw.capture WHERE name = 'batched'"),
+	'{"2024-01-01 00:16:40"}', 'with its cursor: the last row of the batch');
+set_faults('{"faults": []}');
+sql("CALL redshift_fdw.poll_in_batches('batched', 1000)");
+is(sql(sprintf($same, 'batched')), '3000 rows, 3000 distinct, 0 extra, 0 missing',
+	'after the next poll the target equals the source: no loss, no duplicates');
+
+# --- atomic poll(): all or nothing ------------------------------------------
+set_faults('{"faults": [{"kind": "drop_connection", "after_rows": 1500, "match": "cap_tap"}]}');
+$err = sql_error("SELECT * FROM redshift_fdw.poll('atomic')");
+like($err, qr/poll of capture binding "atomic" failed/, 'the error names the binding');
+is(sql("SELECT count(*) FROM atomic"), '0', 'nothing written');
+is(sql("SELECT cursor_state IS NULL FROM redshift_fdw.capture WHERE name = 'atomic'"),
+	't', 'cursor unchanged');
+set_faults('{"faults": []}');
+sql("SELECT * FROM redshift_fdw.poll('atomic')");
+is(sql(sprintf($same, 'atomic')), '3000 rows, 3000 distinct, 0 extra, 0 missing',
+	'the next poll captures everything exactly once');
+
+# --- new rows, a second drop, and the incremental tail ----------------------
+remote("INSERT INTO cap_tap.big SELECT g, '2024-01-01'::timestamp + g * interval '1 second', "
+	  . "'row ' || g FROM generate_series(3001, 4500) g");
+set_faults('{"faults": [{"kind": "drop_connection", "after_rows": 700, "match": "cap_tap"}]}');
+sql_error("CALL redshift_fdw.poll_in_batches('batched', 500)");
+set_faults('{"faults": []}');
+sql("CALL redshift_fdw.poll_in_batches('batched', 500)");
+is(sql(sprintf($same, 'batched')), '4500 rows, 4500 distinct, 0 extra, 0 missing',
+	'incremental polls across a failure: exactly once');
+
+$node->stop;
+done_testing();
