@@ -536,24 +536,41 @@ END $$;
 -- of cursor tuple: a failure keeps the batches committed before it, with
 -- their cursor, so the next poll resumes there (no loss, no duplicates).
 -- Outside a transaction block only (CALL commits).
+-- A failure is recorded in last_error (committed) before it is raised.
 CREATE PROCEDURE redshift_fdw.poll_in_batches(binding text, batch_rows bigint DEFAULT 100000)
 LANGUAGE plpgsql AS $$
 DECLARE
   started timestamptz := clock_timestamp();
   step record;
   total bigint := 0;
+  failed bool := false;
+  state text; msg text; det text; hnt text;
 BEGIN
   IF batch_rows < 1 THEN
     RAISE EXCEPTION 'batch_rows must be at least 1' USING ERRCODE = 'invalid_parameter_value';
   END IF;
+  PERFORM redshift_fdw._binding(binding);
   LOOP
-    step := redshift_fdw._capture_step(binding, batch_rows, started, total);
+    BEGIN
+      step := redshift_fdw._capture_step(binding, batch_rows, started, total);
+    EXCEPTION WHEN OTHERS THEN
+      GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, msg = MESSAGE_TEXT,
+                              det = PG_EXCEPTION_DETAIL, hnt = PG_EXCEPTION_HINT;
+      failed := true;
+    END;
+    EXIT WHEN failed;
     total := total + step.rows_captured;
     UPDATE redshift_fdw.capture SET last_polled = started, last_error = NULL
      WHERE name = binding;
     COMMIT;
     EXIT WHEN NOT step.more;
   END LOOP;
+  IF failed THEN
+    UPDATE redshift_fdw.capture SET last_polled = started, last_error = msg
+     WHERE name = binding;
+    COMMIT;
+    PERFORM redshift_fdw._poll_failed(binding, state, msg, det, hnt);
+  END IF;
   RAISE NOTICE 'capture binding "%": % rows captured', binding, total;
 END $$;
 

@@ -69,12 +69,17 @@ my $same = q{SELECT (SELECT count(*) FROM %1$s) || ' rows, '
 # --- batched: the connection drops in the second batch ---------------------
 set_faults('{"faults": [{"kind": "drop_connection", "after_rows": 1500, "match": "cap_tap"}]}');
 my $err = sql_error("CALL redshift_fdw.poll_in_batches('batched', 1000)");
-like($err, qr/connection to server "rs" failed/, 'the poll fails mid-way, naming the server');
+like($err, qr/poll of capture binding "batched" failed: connection to server "rs" failed/,
+	'the poll fails mid-way, naming the binding and the server');
 is(sql("SELECT count(*) FROM batched"), '1000', 'the committed first batch stays');
+like(sql("SELECT last_error FROM redshift_fdw.captures WHERE name = 'batched'"),
+	qr/connection to server "rs" failed/, 'the failure is recorded in captures.last_error');
 is(sql("SELECT cursor_state FROM redshift_fdw.capture WHERE name = 'batched'"),
 	'{"2024-01-01 00:16:40"}', 'with its cursor: the last row of the batch');
 set_faults('{"faults": []}');
 sql("CALL redshift_fdw.poll_in_batches('batched', 1000)");
+is(sql("SELECT last_error IS NULL FROM redshift_fdw.captures WHERE name = 'batched'"), 't',
+	'and cleared by the next successful poll');
 is(sql(sprintf($same, 'batched')), '3000 rows, 3000 distinct, 0 extra, 0 missing',
 	'after the next poll the target equals the source: no loss, no duplicates');
 
