@@ -663,6 +663,52 @@ BEGIN
   END IF;
 END $$;
 
+-- A new binding with its settings and the defaults, checked for what
+-- needs no Redshift: a free name, the format.
+CREATE FUNCTION redshift_fdw._new_binding(
+    name text, server name, cursor_columns text[], key_columns text[],
+    schedule text, template text, format text, lookback interval)
+RETURNS redshift_fdw.capture LANGUAGE plpgsql AS $$
+DECLARE
+  b redshift_fdw.capture;
+BEGIN
+  PERFORM redshift_fdw._check_new_name(name);
+  IF format NOT IN ('table', 'document') THEN
+    RAISE EXCEPTION 'format of capture binding "%" must be table or document, not "%"', name, format
+      USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  b.name := name;
+  b.server := server;
+  b.cursor_columns := coalesce(cursor_columns, '{}');
+  b.key_columns := coalesce(key_columns, '{}');
+  b.schedule := schedule;
+  b.template := template;
+  b.format := format;
+  b.lookback := lookback;
+  b.enabled := true;
+  b.owner := current_user::regrole;
+  b.row_id_next := 0;
+  b.document_count := 0;
+  RETURN b;
+END $$;
+
+-- Completes a new binding: its private query table (template bindings),
+-- the checks, the target; then records it.
+CREATE FUNCTION redshift_fdw._finish_binding(b redshift_fdw.capture, target text)
+RETURNS redshift_fdw.capture LANGUAGE plpgsql AS $$
+BEGIN
+  IF b.template IS NOT NULL THEN
+    PERFORM redshift_fdw.check_template(b.template);
+    b.query_table := redshift_fdw._create_query_table(b,
+      redshift_fdw.render_template(b.template, b.remote_schema, b.remote_table, b.cursor_columns, true),
+      coalesce(target, quote_ident(b.name)));
+  END IF;
+  PERFORM redshift_fdw._check_binding(b);
+  b.target := redshift_fdw._prepare_target(b, coalesce(target, quote_ident(b.name)));
+  INSERT INTO redshift_fdw.capture VALUES (b.*);
+  RETURN b;
+END $$;
+
 -- A binding reading a foreign table of this wrapper.
 CREATE FUNCTION redshift_fdw.create_capture(
     name text, source regclass, target text DEFAULT NULL,
@@ -675,7 +721,6 @@ DECLARE
   ft record;
   cols record;
 BEGIN
-  PERFORM redshift_fdw._check_new_name(name);
   SELECT f.ftserver, f.ftoptions, c.relname, n.nspname INTO ft
     FROM pg_foreign_table f JOIN pg_class c ON c.oid = f.ftrelid
     JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -687,36 +732,15 @@ BEGIN
       USING ERRCODE = 'wrong_object_type',
             HINT = 'IMPORT FOREIGN SCHEMA creates foreign tables for Redshift tables.';
   END IF;
-  b.name := name;
-  b.server := (SELECT srvname FROM pg_foreign_server WHERE oid = ft.ftserver);
+  b := redshift_fdw._new_binding(name, (SELECT srvname FROM pg_foreign_server WHERE oid = ft.ftserver),
+                                 cursor_columns,
+                                 (SELECT array_agg(trim(both '"' from trim(k)))
+                                    FROM unnest(string_to_array(redshift_fdw._option(ft.ftoptions, 'key'), ',')) k),
+                                 schedule, template, format, lookback);
   b.source := source;
   b.remote_schema := coalesce(redshift_fdw._option(ft.ftoptions, 'schema_name'), ft.nspname);
   b.remote_table := coalesce(redshift_fdw._option(ft.ftoptions, 'table_name'), ft.relname);
-  b.cursor_columns := coalesce(cursor_columns, '{}');
-  b.key_columns := coalesce((SELECT array_agg(trim(both '"' from trim(k)))
-                               FROM unnest(string_to_array(redshift_fdw._option(ft.ftoptions, 'key'), ',')) k), '{}');
-  b.schedule := schedule;
-  b.template := template;
-  b.format := format;
-  b.lookback := lookback;
-  b.enabled := true;
-  b.owner := current_user::regrole;
-  b.row_id_next := 0;
-  b.document_count := 0;
-  IF format NOT IN ('table', 'document') THEN
-    RAISE EXCEPTION 'format of capture binding "%" must be table or document, not "%"', name, format
-      USING ERRCODE = 'invalid_parameter_value';
-  END IF;
-  IF template IS NOT NULL THEN
-    PERFORM redshift_fdw.check_template(template);
-    b.query_table := redshift_fdw._create_query_table(b,
-      redshift_fdw.render_template(template, b.remote_schema, b.remote_table, b.cursor_columns, true),
-      coalesce(target, quote_ident(name)));
-  END IF;
-  PERFORM redshift_fdw._check_binding(b);
-  b.target := redshift_fdw._prepare_target(b, coalesce(target, quote_ident(name)));
-  INSERT INTO redshift_fdw.capture VALUES (b.*);
-  RETURN b;
+  RETURN redshift_fdw._finish_binding(b, target);
 END $$;
 
 -- The private foreign table a template binding reads through: its query
@@ -750,34 +774,18 @@ RETURNS redshift_fdw.capture LANGUAGE plpgsql AS $$
 DECLARE
   b redshift_fdw.capture;
 BEGIN
-  PERFORM redshift_fdw._check_new_name(name);
-  b.name := name;
-  b.server := (SELECT srvname FROM pg_foreign_server WHERE srvname = server);
-  IF b.server IS NULL THEN
+  IF NOT EXISTS (SELECT 1 FROM pg_foreign_server WHERE srvname = server) THEN
     RAISE EXCEPTION 'server "%" does not exist', server USING ERRCODE = 'undefined_object';
   END IF;
-  b.cursor_columns := coalesce(cursor_columns, '{}');
-  b.key_columns := coalesce(key_columns, '{}');
-  b.schedule := schedule;
-  b.template := template;
-  b.format := format;
-  b.lookback := lookback;
-  b.enabled := true;
-  b.owner := current_user::regrole;
-  b.row_id_next := 0;
-  b.document_count := 0;
-  IF format NOT IN ('table', 'document') THEN
-    RAISE EXCEPTION 'format of capture binding "%" must be table or document, not "%"', name, format
+  IF template IS NULL THEN
+    RAISE EXCEPTION 'capture binding "%" needs a template: the Redshift query', name
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  PERFORM redshift_fdw.check_template(template);
-  b.query_table := redshift_fdw._create_query_table(b,
-    redshift_fdw.render_template(template, '', '', b.cursor_columns, true),
-    coalesce(target, quote_ident(name)));
-  PERFORM redshift_fdw._check_binding(b);
-  b.target := redshift_fdw._prepare_target(b, coalesce(target, quote_ident(name)));
-  INSERT INTO redshift_fdw.capture VALUES (b.*);
-  RETURN b;
+  b := redshift_fdw._new_binding(name, server, cursor_columns, key_columns, schedule,
+                                 template, format, lookback);
+  b.remote_schema := '';
+  b.remote_table := '';
+  RETURN redshift_fdw._finish_binding(b, target);
 END $$;
 
 -- Changes a binding; NULL leaves a setting as it is.  New cursor columns

@@ -9,6 +9,9 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use IPC::Run;
 use Time::HiRes qw(time sleep);
+use FindBin;
+use lib $FindBin::Bin;
+use RsfdwTest;
 
 plan skip_all => 'needs the test bed (RS_HOST, RS_FAULT_FILE)'
   unless $ENV{RS_HOST} && $ENV{RS_FAULT_FILE};
@@ -31,15 +34,6 @@ CREATE FOREIGN TABLE quick (x int) SERVER rs OPTIONS (query 'SELECT 2 AS x');
 });
 
 # Every statement mentioning stall_tap waits 60 s in the simulator.
-sub set_faults
-{
-	my ($json) = @_;
-	my $tmp = "$ENV{RS_FAULT_FILE}.tap";
-	open(my $fh, '>', $tmp) or die "cannot write $tmp: $!";
-	print $fh $json;
-	close $fh;
-	rename($tmp, $ENV{RS_FAULT_FILE}) or die "cannot rename: $!";
-}
 set_faults('{"faults": [{"kind": "delay", "match": "stall_tap", "seconds": 60}]}');
 
 # Active stalled remote queries, seen on the simulator's backing server.

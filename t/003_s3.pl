@@ -9,6 +9,9 @@ use Test::More;
 use IPC::Run;
 use Digest::SHA;
 use Time::HiRes qw(time sleep);
+use FindBin;
+use lib $FindBin::Bin;
+use RsfdwTest;
 
 plan skip_all => 'needs the test bed (S3_ENDPOINT, RS_FAULT_FILE)'
   unless $ENV{S3_ENDPOINT} && $ENV{RS_FAULT_FILE};
@@ -34,20 +37,6 @@ $node->start;
 
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 
-sub sql_error
-{
-	my ($ret, $out, $err) = $node->psql('postgres', $_[0]);
-	return $ret == 0 ? '' : $err;
-}
-
-sub set_faults
-{
-	my ($json) = @_;
-	open(my $fh, '>', "$bed{RS_FAULT_FILE}.tap") or die $!;
-	print $fh $json;
-	close $fh;
-	rename("$bed{RS_FAULT_FILE}.tap", $bed{RS_FAULT_FILE}) or die $!;
-}
 
 # Multipart uploads in progress under our prefix, listed through the
 # endpoint (ListMultipartUploads) with the test bed's own credentials.
@@ -163,13 +152,13 @@ sql("CREATE USER MAPPING FOR CURRENT_USER SERVER nobucket OPTIONS ("
 	  . "aws_secret_access_key '$bed{AWS_SECRET_ACCESS_KEY}')");
 is(sql("SELECT ok FROM redshift_fdw.s3_check('nobucket') WHERE step = 's3 client'"),
 	'f', 'check: a missing bucket fails the first step');
-like(sql_error("SELECT * FROM redshift_fdw.s3_list('nobucket')"),
+like(sql_error($node, "SELECT * FROM redshift_fdw.s3_list('nobucket')"),
 	qr/NoSuchBucket \(HTTP 404\).*HINT:.*s3_bucket/s, 'NoSuchBucket with a hint');
 
 # --- errors --------------------------------------------------------------
 sql("ALTER USER MAPPING FOR CURRENT_USER SERVER s3 "
 	  . "OPTIONS (SET aws_secret_access_key 'not-the-secret-9f8e7d')");
-my $err = sql_error("SELECT redshift_fdw.s3_put_file('s3', '$dir/in.bin', 'x.bin')");
+my $err = sql_error($node, "SELECT redshift_fdw.s3_put_file('s3', '$dir/in.bin', 'x.bin')");
 like($err, qr/SignatureDoesNotMatch \(HTTP 403\)/, 'wrong secret: SignatureDoesNotMatch');
 like($err, qr/HINT:.*aws_secret_access_key/, 'with a hint');
 unlike($err, qr/not-the-secret-9f8e7d|\Q$bed{AWS_SECRET_ACCESS_KEY}\E/,
@@ -179,7 +168,7 @@ sql("ALTER USER MAPPING FOR CURRENT_USER SERVER s3 "
 	  . "OPTIONS (SET aws_secret_access_key '$bed{AWS_SECRET_ACCESS_KEY}', "
 	  . "SET aws_access_key_id 'AKIANOSUCHKEY0000000')");
 my $start = time;
-$err = sql_error("SELECT * FROM redshift_fdw.s3_list('s3')");
+$err = sql_error($node, "SELECT * FROM redshift_fdw.s3_list('s3')");
 my $elapsed = time - $start;
 like($err, qr/InvalidAccessKeyId \(HTTP 403\)/, 'unknown key: InvalidAccessKeyId');
 cmp_ok($elapsed, '<', 1, "a permanent 403 fails fast (${elapsed}s)");
@@ -195,7 +184,7 @@ set_faults('{"faults": [{"kind": "s3_error", "nth": 1, "status": 500, "count": 1
 is(sql("SELECT count(*) FROM redshift_fdw.s3_list('s3', 'retried')"), '1',
 	'a 500 is retried');
 set_faults('{"faults": [{"kind": "s3_error", "nth": 1, "status": 503, "count": 50}]}');
-$err = sql_error("SELECT * FROM redshift_fdw.s3_list('s3')");
+$err = sql_error($node, "SELECT * FROM redshift_fdw.s3_list('s3')");
 like($err, qr/SlowDown \(HTTP 503\)/, 'persistent 503: SlowDown reported');
 like($err, qr/after 6 attempts/, 'after a bounded number of attempts');
 set_faults('{"faults": []}');
@@ -250,7 +239,7 @@ is(sql("SELECT bool_and(ok) FROM redshift_fdw.s3_check('s3env')"), 't',
 sql("ALTER USER MAPPING FOR CURRENT_USER SERVER s3env OPTIONS ("
 	  . "ADD aws_access_key_id '$bed{AWS_ACCESS_KEY_ID}', "
 	  . "ADD aws_secret_access_key 'wrong-secret-from-mapping')");
-like(sql_error("SELECT * FROM redshift_fdw.s3_list('s3env')"),
+like(sql_error($node, "SELECT * FROM redshift_fdw.s3_list('s3env')"),
 	qr/SignatureDoesNotMatch/, 'user mapping keys win over the environment');
 sql("ALTER USER MAPPING FOR CURRENT_USER SERVER s3env OPTIONS ("
 	  . "DROP aws_access_key_id, DROP aws_secret_access_key)");
@@ -301,18 +290,18 @@ sql("ALTER USER MAPPING FOR CURRENT_USER SERVER s3 OPTIONS ("
 is(sql("SELECT bool_and(ok) FROM redshift_fdw.s3_check('s3')"), 't',
 	'temporary credentials with a session token');
 sql("ALTER USER MAPPING FOR CURRENT_USER SERVER s3 OPTIONS (DROP aws_session_token)");
-like(sql_error("SELECT * FROM redshift_fdw.s3_list('s3')"), qr/InvalidToken/,
+like(sql_error($node, "SELECT * FROM redshift_fdw.s3_list('s3')"), qr/InvalidToken/,
 	'without the token: InvalidToken');
 
 # nothing anywhere: no region, then (with a region) no credentials
 delete $ENV{$_} for qw(AWS_SHARED_CREDENTIALS_FILE AWS_CONFIG_FILE AWS_PROFILE);
 $node->restart;
-like(sql_error("SELECT * FROM redshift_fdw.s3_list('s3env')"),
+like(sql_error($node, "SELECT * FROM redshift_fdw.s3_list('s3env')"),
 	qr/no AWS region for server "s3env".*HINT:.*s3_region/s,
 	'no region: a clear error with a hint');
 $ENV{AWS_REGION} = $bed{S3_REGION};
 $node->restart;
-like(sql_error("SELECT * FROM redshift_fdw.s3_list('s3env')"),
+like(sql_error($node, "SELECT * FROM redshift_fdw.s3_list('s3env')"),
 	qr/no AWS credentials found.*DETAIL:.*user mapping.*environment/s,
 	'no credentials: a clear error saying where it looked');
 

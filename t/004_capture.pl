@@ -6,6 +6,9 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use FindBin;
+use lib $FindBin::Bin;
+use RsfdwTest;
 
 plan skip_all => 'needs the test bed (RS_HOST, RS_FAULT_FILE)'
   unless $ENV{RS_HOST} && $ENV{RS_FAULT_FILE};
@@ -17,32 +20,7 @@ $node->start;
 
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 
-sub sql_error
-{
-	my ($ret, $out, $err) = $node->psql('postgres', $_[0]);
-	return $ret == 0 ? '' : $err;
-}
-
-sub remote
-{
-	local $ENV{PGPASSWORD} = $ENV{RS_PASSWORD};
-	local $ENV{PGOPTIONS} = '';
-	my ($out, $err) = run_command([
-		'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1',
-		"host=$ENV{RS_HOST} port=$ENV{RS_PORT} dbname=$ENV{RS_DB} user=$ENV{RS_USER}",
-		'-c', $_[0] ]);
-	die "remote SQL failed: $err" if $err =~ /ERROR/;
-}
-
-sub set_faults
-{
-	open(my $fh, '>', "$ENV{RS_FAULT_FILE}.tap") or die $!;
-	print $fh $_[0];
-	close $fh;
-	rename("$ENV{RS_FAULT_FILE}.tap", $ENV{RS_FAULT_FILE}) or die $!;
-}
-
-remote(
+remote_sql(
 	"DROP SCHEMA IF EXISTS cap_tap CASCADE; CREATE SCHEMA cap_tap; "
 	  . "CREATE TABLE cap_tap.big (id integer, ts timestamp, v varchar(20)); "
 	  . "INSERT INTO cap_tap.big SELECT g, '2024-01-01'::timestamp + g * interval '1 second', "
@@ -68,7 +46,7 @@ my $same = q{SELECT (SELECT count(*) FROM %1$s) || ' rows, '
 
 # --- batched: the connection drops in the second batch ---------------------
 set_faults('{"faults": [{"kind": "drop_connection", "after_rows": 1500, "match": "cap_tap"}]}');
-my $err = sql_error("CALL redshift_fdw.poll_in_batches('batched', 1000)");
+my $err = sql_error($node, "CALL redshift_fdw.poll_in_batches('batched', 1000)");
 like($err, qr/poll of capture binding "batched" failed: connection to server "rs" failed/,
 	'the poll fails mid-way, naming the binding and the server');
 is(sql("SELECT count(*) FROM batched"), '1000', 'the committed first batch stays');
@@ -85,7 +63,7 @@ is(sql(sprintf($same, 'batched')), '3000 rows, 3000 distinct, 0 extra, 0 missing
 
 # --- atomic poll(): all or nothing ------------------------------------------
 set_faults('{"faults": [{"kind": "drop_connection", "after_rows": 1500, "match": "cap_tap"}]}');
-$err = sql_error("SELECT * FROM redshift_fdw.poll('atomic')");
+$err = sql_error($node, "SELECT * FROM redshift_fdw.poll('atomic')");
 like($err, qr/poll of capture binding "atomic" failed/, 'the error names the binding');
 is(sql("SELECT count(*) FROM atomic"), '0', 'nothing written');
 is(sql("SELECT cursor_state IS NULL FROM redshift_fdw.capture WHERE name = 'atomic'"),
@@ -96,10 +74,10 @@ is(sql(sprintf($same, 'atomic')), '3000 rows, 3000 distinct, 0 extra, 0 missing'
 	'the next poll captures everything exactly once');
 
 # --- new rows, a second drop, and the incremental tail ----------------------
-remote("INSERT INTO cap_tap.big SELECT g, '2024-01-01'::timestamp + g * interval '1 second', "
+remote_sql("INSERT INTO cap_tap.big SELECT g, '2024-01-01'::timestamp + g * interval '1 second', "
 	  . "'row ' || g FROM generate_series(3001, 4500) g");
 set_faults('{"faults": [{"kind": "drop_connection", "after_rows": 700, "match": "cap_tap"}]}');
-sql_error("CALL redshift_fdw.poll_in_batches('batched', 500)");
+sql_error($node, "CALL redshift_fdw.poll_in_batches('batched', 500)");
 set_faults('{"faults": []}');
 sql("CALL redshift_fdw.poll_in_batches('batched', 500)");
 is(sql(sprintf($same, 'batched')), '4500 rows, 4500 distinct, 0 extra, 0 missing',
