@@ -162,7 +162,10 @@ CREATE TABLE redshift_fdw.capture (
     last_polled timestamptz,      -- start of the last poll
     last_rows bigint,
     document_count bigint NOT NULL DEFAULT 0,
-    last_error text
+    last_error text,
+    consecutive_failures int NOT NULL DEFAULT 0,
+    retry_at timestamptz,         -- after a failed run: when to retry
+    run_requested timestamptz     -- set by run_now()
 );
 -- Each role sees and changes only its own bindings (superusers all);
 -- pg_dump keeps them.
@@ -205,6 +208,11 @@ BEGIN
   END IF;
   RETURN b;
 END $$;
+
+-- The advisory lock a binding's runs hold, so it never runs twice at once.
+CREATE FUNCTION redshift_fdw._lock_key(kind text, binding text)
+RETURNS bigint LANGUAGE sql IMMUTABLE AS
+$$SELECT hashtextextended('redshift_fdw:' || kind || ':' || binding, 0)$$;
 
 -- The relation a binding reads: its foreign table or its private query table.
 CREATE FUNCTION redshift_fdw._source_rel(b redshift_fdw.capture)
@@ -317,6 +325,10 @@ DECLARE
   tag text;
   q text;
 BEGIN
+  -- waits while the scheduler runs this binding (it holds the lock for the
+  -- whole run; re-entrant for its own steps); taken before the row lock,
+  -- so the two are always taken in the same order
+  PERFORM pg_advisory_xact_lock(redshift_fdw._lock_key('capture', binding));
   b := redshift_fdw._binding(binding, true);
   src := redshift_fdw._source_rel(b);
   cols := redshift_fdw._columns(src);
@@ -517,6 +529,7 @@ DECLARE
   step record;
   state text; msg text; det text; hnt text;
 BEGIN
+  PERFORM pg_advisory_xact_lock(redshift_fdw._lock_key('capture', binding));
   PERFORM redshift_fdw._binding(binding, true);
   BEGIN
     step := redshift_fdw._capture_step(binding, 0, started, 0);
@@ -689,6 +702,7 @@ BEGIN
   b.owner := current_user::regrole;
   b.row_id_next := 0;
   b.document_count := 0;
+  b.consecutive_failures := 0;
   RETURN b;
 END $$;
 
@@ -851,6 +865,7 @@ DECLARE
   b redshift_fdw.capture := redshift_fdw._binding(name, true);
 BEGIN
   DELETE FROM redshift_fdw.capture c WHERE c.name = b.name;
+  DELETE FROM redshift_fdw.runs r WHERE r.kind = 'capture' AND r.binding = b.name;
   IF b.query_table IS NOT NULL THEN
     EXECUTE format('DROP FOREIGN TABLE %s', b.query_table);
   END IF;
@@ -916,3 +931,287 @@ SELECT c.name,
        c.last_error
   FROM redshift_fdw.capture c JOIN pg_foreign_server s ON s.srvname = c.server;
 GRANT SELECT ON redshift_fdw.captures TO PUBLIC;
+
+-- ======================================================================
+-- Scheduler: a launcher (background worker, with shared_preload_libraries)
+-- starts a worker per due binding; each worker runs one binding as its
+-- owner and records the run here.  The functions below hold the rules;
+-- the launcher and workers (scheduler.c, job.c) only call them.
+-- ======================================================================
+
+CREATE FUNCTION redshift_fdw._due_at(schedule text, last_start timestamptz)
+RETURNS timestamptz
+AS 'MODULE_PATHNAME', 'redshift_fdw_due_at'
+LANGUAGE C STABLE;
+
+CREATE FUNCTION redshift_fdw._retry_delay(schedule text, failures int)
+RETURNS interval
+AS 'MODULE_PATHNAME', 'redshift_fdw_retry_delay'
+LANGUAGE C VOLATILE STRICT;
+
+CREATE FUNCTION redshift_fdw.scheduler(
+    OUT state text, OUT pid int, OUT database text, OUT max_workers int,
+    OUT hint text)
+AS 'MODULE_PATHNAME', 'redshift_fdw_scheduler_state'
+LANGUAGE C VOLATILE;
+
+CREATE FUNCTION redshift_fdw._wake_scheduler()
+RETURNS void
+AS 'MODULE_PATHNAME', 'redshift_fdw_wake_scheduler'
+LANGUAGE C VOLATILE;
+
+-- Run history: one row per run, kept for redshift_fdw.run_retention.
+CREATE TABLE redshift_fdw.runs (
+    id bigserial PRIMARY KEY,
+    kind text NOT NULL CHECK (kind IN ('capture', 'materialization')),
+    binding text NOT NULL,
+    owner regrole NOT NULL,
+    trigger text NOT NULL CHECK (trigger IN ('schedule', 'run_now', 'retry')),
+    due timestamptz NOT NULL,     -- when the run was due
+    started timestamptz,          -- when its worker began
+    finished timestamptz,
+    status text NOT NULL DEFAULT 'running'
+      CHECK (status IN ('running', 'succeeded', 'failed', 'skipped')),
+    rows bigint,
+    bytes bigint,                 -- bytes of row data read from Redshift
+    error text,                   -- secrets redacted
+    pid int                       -- the worker's process while running
+);
+CREATE INDEX runs_binding ON redshift_fdw.runs (kind, binding, id);
+CREATE INDEX runs_running ON redshift_fdw.runs (id) WHERE status = 'running';
+ALTER TABLE redshift_fdw.runs ENABLE ROW LEVEL SECURITY;
+CREATE POLICY runs_owner ON redshift_fdw.runs
+  USING (pg_has_role(current_user, owner, 'MEMBER'));
+GRANT SELECT, DELETE ON redshift_fdw.runs TO PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('redshift_fdw.runs', '');
+SELECT pg_catalog.pg_extension_config_dump('redshift_fdw.runs_id_seq', '');
+
+-- Every binding the scheduler knows, with when it should run next (NULL:
+-- never, it is disabled).  A run_now() request, then a retry after a
+-- failure, then the schedule.
+CREATE VIEW redshift_fdw._jobs WITH (security_invoker = true) AS
+SELECT 'capture'::text AS kind, c.name AS binding, c.owner, c.enabled,
+       redshift_fdw._schedule(c) AS schedule,
+       c.consecutive_failures, c.last_error, c.run_requested, c.retry_at,
+       CASE WHEN c.run_requested IS NOT NULL THEN c.run_requested
+            WHEN NOT c.enabled THEN NULL
+            WHEN c.retry_at IS NOT NULL THEN c.retry_at
+            ELSE redshift_fdw._due_at(redshift_fdw._schedule(c), c.last_polled)
+       END AS next_run
+  FROM redshift_fdw.capture c;
+GRANT SELECT ON redshift_fdw._jobs TO PUBLIC;
+
+-- Wakes the launcher (at commit) when a binding's timing may have changed.
+CREATE FUNCTION redshift_fdw._binding_changed()
+RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM redshift_fdw._wake_scheduler();
+  RETURN NULL;
+END $$;
+CREATE TRIGGER capture_timing AFTER INSERT OR DELETE
+    OR UPDATE OF schedule, enabled, run_requested, server
+  ON redshift_fdw.capture FOR EACH ROW
+  EXECUTE FUNCTION redshift_fdw._binding_changed();
+
+-- What follows a run, on the binding: success clears the failure count;
+-- a failure counts and schedules a retry with backoff; a skipped run
+-- (the binding was busy in another session) retries a second later.
+CREATE FUNCTION redshift_fdw._after_run(run redshift_fdw.runs)
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  IF run.kind = 'capture' THEN
+    UPDATE redshift_fdw.capture c
+       SET consecutive_failures = CASE run.status WHEN 'succeeded' THEN 0
+                                    WHEN 'failed' THEN c.consecutive_failures + 1
+                                    ELSE c.consecutive_failures END,
+           retry_at = CASE run.status WHEN 'succeeded' THEN NULL
+                        WHEN 'failed' THEN clock_timestamp() + redshift_fdw._retry_delay(
+                          redshift_fdw._schedule(c), c.consecutive_failures + 1)
+                        ELSE clock_timestamp() + interval '1 second' END,
+           last_polled = CASE WHEN run.status = 'skipped' THEN c.last_polled
+                              ELSE coalesce(run.started, c.last_polled) END,
+           last_error = CASE run.status WHEN 'succeeded' THEN NULL
+                          WHEN 'failed' THEN run.error ELSE c.last_error END,
+           last_rows = CASE WHEN run.status = 'succeeded' THEN run.rows ELSE c.last_rows END
+     WHERE c.name = run.binding;
+  END IF;
+END $$;
+
+-- The launcher's one question: claims the due bindings (at most slots of
+-- them, earliest first; none that is already running) by recording a run
+-- for each, and returns them; a last row without run_id says when the
+-- next binding is due.  An owner that cannot log in fails its run here.
+CREATE FUNCTION redshift_fdw._claim_due_jobs(slots int,
+    OUT run_id bigint, OUT owner oid, OUT kind text, OUT binding text,
+    OUT next_due timestamptz)
+RETURNS SETOF record LANGUAGE plpgsql AS $$
+DECLARE
+  j record;
+  run redshift_fdw.runs;
+  claimed int := 0;
+BEGIN
+  FOR j IN SELECT * FROM redshift_fdw._jobs jb
+            WHERE jb.next_run IS NOT NULL
+              AND NOT EXISTS (SELECT 1 FROM redshift_fdw.runs r
+                               WHERE r.status = 'running' AND r.kind = jb.kind
+                                 AND r.binding = jb.binding)
+            ORDER BY jb.next_run LOOP
+    IF j.next_run > clock_timestamp() OR claimed >= slots THEN
+      run_id := NULL; owner := NULL; kind := NULL; binding := NULL;
+      next_due := j.next_run;
+      RETURN NEXT;
+      RETURN;
+    END IF;
+    INSERT INTO redshift_fdw.runs (kind, binding, owner, trigger, due)
+    VALUES (j.kind, j.binding, j.owner,
+            CASE WHEN j.run_requested IS NOT NULL THEN 'run_now'
+                 WHEN j.retry_at IS NOT NULL THEN 'retry' ELSE 'schedule' END,
+            j.next_run)
+    RETURNING * INTO run;
+    IF j.run_requested IS NOT NULL AND j.kind = 'capture' THEN
+      UPDATE redshift_fdw.capture SET run_requested = NULL WHERE name = j.binding;
+    END IF;
+    IF NOT (SELECT rolcanlogin FROM pg_roles WHERE oid = j.owner) THEN
+      UPDATE redshift_fdw.runs
+         SET status = 'failed', started = clock_timestamp(), finished = clock_timestamp(),
+             error = format('role %s cannot log in: the scheduler runs a binding as its owner',
+                            j.owner)
+       WHERE id = run.id RETURNING * INTO run;
+      PERFORM redshift_fdw._after_run(run);
+      CONTINUE;
+    END IF;
+    claimed := claimed + 1;
+    run_id := run.id; owner := j.owner; kind := j.kind; binding := j.binding;
+    next_due := j.next_run;
+    RETURN NEXT;
+  END LOOP;
+  run_id := NULL; owner := NULL; kind := NULL; binding := NULL; next_due := NULL;
+  RETURN NEXT;
+END $$;
+
+-- A worker takes its run: records its process and start; returns nothing
+-- when the run is not (or no longer) waiting for it.
+CREATE FUNCTION redshift_fdw._start_run(run_id bigint,
+    OUT kind text, OUT binding text, OUT started timestamptz)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  UPDATE redshift_fdw.runs r
+     SET pid = pg_backend_pid(), started = clock_timestamp()
+   WHERE r.id = run_id AND r.status = 'running' AND r.pid IS NULL
+     AND r.owner = (SELECT oid FROM pg_roles WHERE rolname = session_user)
+  RETURNING r.kind, r.binding, r.started INTO kind, binding, started;
+END $$;
+
+-- A worker records how its run ended (only its own run).
+CREATE FUNCTION redshift_fdw._finish_run(run_id bigint, status text, rows bigint,
+                                         bytes bigint, error text)
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  run redshift_fdw.runs;
+BEGIN
+  UPDATE redshift_fdw.runs r
+     SET status = _finish_run.status, finished = clock_timestamp(),
+         rows = _finish_run.rows, bytes = _finish_run.bytes, error = _finish_run.error,
+         pid = NULL
+   WHERE r.id = run_id AND r.status = 'running' AND r.pid = pg_backend_pid()
+  RETURNING * INTO run;
+  IF FOUND THEN
+    PERFORM redshift_fdw._after_run(run);
+  END IF;
+END $$;
+
+-- The launcher marks failed the runs whose worker is gone: the ones in
+-- stopped (workers it saw exit), any whose process no longer exists, and
+-- at start every run still marked running (the server restarted).
+-- reason, when given, replaces the error recorded.
+CREATE FUNCTION redshift_fdw._reap_runs(stopped bigint[], at_start bool,
+                                        reason text DEFAULT NULL)
+RETURNS int LANGUAGE plpgsql AS $$
+DECLARE
+  run redshift_fdw.runs;
+  reaped int := 0;
+BEGIN
+  FOR run IN
+    UPDATE redshift_fdw.runs r
+       SET status = 'failed', finished = clock_timestamp(), pid = NULL,
+           started = coalesce(r.started, clock_timestamp()),
+           error = CASE WHEN reason IS NOT NULL THEN reason
+                        WHEN at_start
+                        THEN 'the run was interrupted: the server restarted before it finished'
+                        ELSE 'the worker exited before finishing the run (it was terminated, '
+                             'or crashed: see the server log)' END
+     WHERE r.status = 'running'
+       AND (r.id = ANY (stopped)
+            OR (at_start AND r.pid IS NULL)
+            OR (r.pid IS NOT NULL
+                AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = r.pid)))
+    RETURNING r.*
+  LOOP
+    PERFORM redshift_fdw._after_run(run);
+    reaped := reaped + 1;
+  END LOOP;
+  RETURN reaped;
+END $$;
+REVOKE ALL ON FUNCTION redshift_fdw._reap_runs(bigint[], bool, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION redshift_fdw._claim_due_jobs(int) FROM PUBLIC;
+
+-- Forgets finished runs older than the retention.
+CREATE FUNCTION redshift_fdw._prune_runs(retention interval)
+RETURNS bigint LANGUAGE sql AS $$
+WITH gone AS (DELETE FROM redshift_fdw.runs
+               WHERE status <> 'running' AND finished < now() - retention
+              RETURNING 1)
+SELECT count(*) FROM gone
+$$;
+REVOKE ALL ON FUNCTION redshift_fdw._prune_runs(interval) FROM PUBLIC;
+
+-- Run a binding as soon as a worker is free (the scheduler runs it as its
+-- owner, and records the run in redshift_fdw.runs).
+CREATE FUNCTION redshift_fdw.run_now(name text)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+  sch record := redshift_fdw.scheduler();
+BEGIN
+  UPDATE redshift_fdw.capture c SET run_requested = now() WHERE c.name = run_now.name;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'binding "%" does not exist', name
+      USING ERRCODE = 'undefined_object',
+            HINT = 'SELECT kind, name FROM redshift_fdw.status lists your bindings.';
+  END IF;
+  IF sch.state <> 'running' THEN
+    RAISE WARNING 'the scheduler is not running in this database: binding "%" runs when it starts',
+      name USING HINT = sch.hint || ' Meanwhile redshift_fdw.poll() runs a binding now.';
+  END IF;
+END $$;
+
+-- One row per binding: what a person reads first.
+CREATE VIEW redshift_fdw.status WITH (security_invoker = true) AS
+SELECT j.kind, j.binding AS name, j.schedule, j.enabled,
+       CASE WHEN sch.state <> 'running' THEN 'scheduler off'
+            WHEN r.status = 'running' THEN 'running'
+            WHEN j.run_requested IS NOT NULL THEN 'requested'
+            WHEN NOT j.enabled THEN 'disabled'
+            WHEN j.consecutive_failures > 0 THEN 'retrying'
+            ELSE 'scheduled' END AS state,
+       r.started AS last_run,
+       r.status AS last_status,
+       r.rows AS last_rows,
+       r.finished - r.started AS last_duration,
+       CASE WHEN sch.state = 'running' THEN j.next_run END AS next_run,
+       now() - ok.started AS lag,
+       j.consecutive_failures,
+       j.last_error,
+       CASE WHEN sch.state <> 'running' THEN sch.hint END AS hint
+  FROM redshift_fdw._jobs j
+  CROSS JOIN redshift_fdw.scheduler() sch
+  LEFT JOIN LATERAL (SELECT * FROM redshift_fdw.runs x
+                      WHERE x.kind = j.kind AND x.binding = j.binding
+                      ORDER BY x.id DESC LIMIT 1) r ON true
+  LEFT JOIN LATERAL (SELECT x.started FROM redshift_fdw.runs x
+                      WHERE x.kind = j.kind AND x.binding = j.binding
+                        AND x.status = 'succeeded'
+                      ORDER BY x.id DESC LIMIT 1) ok ON true;
+GRANT SELECT ON redshift_fdw.status TO PUBLIC;
+
+-- A new extension (or a new version of it) is news to a running launcher.
+SELECT redshift_fdw._wake_scheduler();

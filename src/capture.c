@@ -12,10 +12,12 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "common/pg_prng.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -31,6 +33,8 @@ PG_FUNCTION_INFO_V1(redshift_fdw_render_template);
 PG_FUNCTION_INFO_V1(redshift_fdw_check_template);
 PG_FUNCTION_INFO_V1(redshift_fdw_parse_schedule);
 PG_FUNCTION_INFO_V1(redshift_fdw_next_poll);
+PG_FUNCTION_INFO_V1(redshift_fdw_due_at);
+PG_FUNCTION_INFO_V1(redshift_fdw_retry_delay);
 PG_FUNCTION_INFO_V1(redshift_fdw_describe_query);
 PG_FUNCTION_INFO_V1(redshift_fdw_bind_query);
 
@@ -175,6 +179,44 @@ redshift_fdw_next_poll(PG_FUNCTION_ARGS)
 		last_us = (int64) PG_GETARG_TIMESTAMPTZ(1) + UNIX_EPOCH_SHIFT_US;
 	next_us = schedule_next_run(&schedule, last_us, !PG_ARGISNULL(1), now_us);
 	PG_RETURN_TIMESTAMPTZ((TimestampTz) (next_us - UNIX_EPOCH_SHIFT_US));
+}
+
+/*
+ * redshift_fdw._due_at(schedule, last_start): when the scheduler should
+ * start a binding next: the schedule's next instant after the last run's
+ * start, even when that is past (so start delays can be measured
+ * against it); now when it never ran.
+ */
+Datum
+redshift_fdw_due_at(PG_FUNCTION_ARGS)
+{
+	Schedule schedule;
+	int64 last_us;
+
+	parse_schedule_or_error(text_to_cstring(PG_GETARG_TEXT_PP(0)), &schedule);
+	if (PG_ARGISNULL(1))
+		PG_RETURN_TIMESTAMPTZ(GetCurrentTransactionStartTimestamp());
+	last_us = (int64) PG_GETARG_TIMESTAMPTZ(1) + UNIX_EPOCH_SHIFT_US;
+	PG_RETURN_TIMESTAMPTZ(
+		(TimestampTz) (schedule_next_after(&schedule, last_us) -
+					   UNIX_EPOCH_SHIFT_US));
+}
+
+/*
+ * redshift_fdw._retry_delay(schedule, failures): how long to wait before
+ * retrying a binding after that many failed runs in a row (exponential,
+ * with jitter, capped at the schedule's period).
+ */
+Datum
+redshift_fdw_retry_delay(PG_FUNCTION_ARGS)
+{
+	Schedule schedule;
+	Interval *delay = palloc0(sizeof(Interval));
+
+	parse_schedule_or_error(text_to_cstring(PG_GETARG_TEXT_PP(0)), &schedule);
+	delay->time = schedule_retry_delay(&schedule, PG_GETARG_INT32(1),
+									   pg_prng_double(&pg_global_prng_state));
+	PG_RETURN_INTERVAL_P(delay);
 }
 
 /*

@@ -329,3 +329,28 @@ redshift_option_int(List *options, const char *name, int default_value)
 
 	return value ? pg_strtoint32(value) : default_value;
 }
+
+/*
+ * The values of the secret options (password, AWS keys and token) in an
+ * options list, for redacting them from text that is kept or shown.
+ */
+List *
+redshift_secret_option_values(List *options)
+{
+	static const char *const secret_names[] = {"password", "aws_access_key_id",
+											   "aws_secret_access_key",
+											   "aws_session_token"};
+	List *values = NIL;
+	ListCell *lc;
+
+	foreach (lc, options)
+	{
+		DefElem *def = (DefElem *) lfirst(lc);
+		size_t i;
+
+		for (i = 0; i < lengthof(secret_names); i++)
+			if (strcmp(def->defname, secret_names[i]) == 0)
+				values = lappend(values, defGetString(def));
+	}
+	return values;
+}

@@ -11,6 +11,7 @@
 
 extern void redshift_validate_options(List *options, Oid catalog);
 extern char *redshift_option_string(List *options, const char *name);
+extern List *redshift_secret_option_values(List *options);
 extern int redshift_option_int(List *options, const char *name,
 							   int default_value);
 

@@ -10,6 +10,7 @@
 
 #include "access/reloptions.h"
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "foreign/fdwapi.h"
 #include "utils/builtins.h"
 
@@ -17,6 +18,7 @@
 #include "import.h"
 #include "option.h"
 #include "scan.h"
+#include "scheduler.h"
 
 PG_MODULE_MAGIC;
 
@@ -25,12 +27,16 @@ PG_FUNCTION_INFO_V1(redshift_fdw_validator);
 PG_FUNCTION_INFO_V1(redshift_fdw_library_version);
 
 /*
- * Module load.  Nothing is registered yet; the scheduler's background
- * workers are registered here when the library is preloaded.
+ * Module load: the scheduler's settings always; its launcher and shared
+ * memory only when the library is preloaded (the wrapper itself needs
+ * neither).
  */
 void
 _PG_init(void)
 {
+	redshift_scheduler_define_gucs();
+	if (process_shared_preload_libraries_in_progress)
+		redshift_scheduler_register();
 }
 
 /*

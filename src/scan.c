@@ -62,6 +62,12 @@ enum FinalPathPrivateIndex
 	FINAL_BASE_RELID /* the foreign base relation scanned */
 };
 
+/*
+ * Bytes of row data this backend has received from Redshift in scans, so
+ * a scheduled run can record how much it read.
+ */
+uint64 redshift_scan_bytes_received = 0;
+
 /* Execution state of one foreign scan. */
 typedef struct RedshiftScanState
 {
@@ -526,6 +532,8 @@ convert_row(RedshiftScanState *state, PGresult *res)
 		if (!PQgetisnull(res, 0, column))
 		{
 			Form_pg_attribute attr = TupleDescAttr(tupdesc, attno - 1);
+
+			redshift_scan_bytes_received += PQgetlength(res, 0, column);
 
 			state->error_column = NameStr(attr->attname);
 			values[attno - 1] = redshift_convert_value(

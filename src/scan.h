@@ -11,4 +11,7 @@
 
 extern void redshift_scan_routine(FdwRoutine *routine);
 
+/* Row data received by this backend's scans, in bytes. */
+extern uint64 redshift_scan_bytes_received;
+
 #endif /* REDSHIFT_FDW_SCAN_H */

@@ -710,3 +710,30 @@ schedule_next_run(const Schedule *schedule, int64_t last_start_us,
 	next = schedule_next_after(schedule, last_start_us);
 	return next <= now_us ? now_us : next;
 }
+
+/*
+ * How long to wait before retrying a binding whose last `failures` runs
+ * failed: one second doubled per further failure, stretched by up to a
+ * quarter by `jitter` (0 .. 1) so that bindings failing together spread
+ * out, and never longer than the schedule's own period, so a failing
+ * binding is retried at least as often as it would have run.
+ */
+int64_t
+schedule_retry_delay(const Schedule *schedule, int failures, double jitter)
+{
+	int64_t cap = schedule->kind == SCHEDULE_INTERVAL ? schedule->interval_us
+													  : SCHEDULE_DAY_US;
+	int64_t delay = SCHEDULE_RETRY_BASE_US;
+	int doublings = failures - 1;
+
+	if (cap < SCHEDULE_RETRY_BASE_US)
+		cap = SCHEDULE_RETRY_BASE_US;
+	if (!(jitter >= 0.0)) /* also catches NaN */
+		jitter = 0.0;
+	if (jitter > 1.0)
+		jitter = 1.0;
+	while (doublings-- > 0 && delay < cap)
+		delay *= 2;
+	delay += (int64_t) ((double) delay * 0.25 * jitter);
+	return delay < cap ? delay : cap;
+}

@@ -87,4 +87,16 @@ extern int64_t schedule_next_run(const Schedule *schedule,
 								 int64_t last_start_us, bool has_last,
 								 int64_t now_us);
 
+/* First retry delay after a failed run; it doubles per further failure. */
+#define SCHEDULE_RETRY_BASE_US INT64_C(1000000)
+
+/*
+ * The delay before retrying after `failures` (>= 1) consecutive failed
+ * runs: SCHEDULE_RETRY_BASE_US doubled failures - 1 times, plus up to 25%
+ * of itself scaled by jitter (a random number in 0 .. 1), capped at the
+ * schedule's period (its interval, or a day).  Never overflows.
+ */
+extern int64_t schedule_retry_delay(const Schedule *schedule, int failures,
+									double jitter);
+
 #endif /* REDSHIFT_FDW_SCHEDULE_H */

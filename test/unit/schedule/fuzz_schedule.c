@@ -48,6 +48,15 @@ check_next(const Schedule *schedule, int64_t after)
 	int64_t limit = schedule->kind == SCHEDULE_INTERVAL ? schedule->interval_us
 														: SCHEDULE_DAY_US;
 
+	int failures = (int) ((uint64_t) after % 70);
+	int64_t delay = schedule_retry_delay(schedule, failures,
+										 (double) ((uint64_t) after % 1001) /
+											 1000.0);
+
+	/* a retry waits at least the base and never beyond the period */
+	require(delay >= SCHEDULE_RETRY_BASE_US || delay == limit);
+	require(delay <= (limit > SCHEDULE_RETRY_BASE_US ? limit
+													 : SCHEDULE_RETRY_BASE_US));
 	if (next == INT64_MAX)
 		return;
 	require(next > after);

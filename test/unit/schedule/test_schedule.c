@@ -456,6 +456,62 @@ test_next_run(Tally *tally)
 		  "daily due exactly now", "runs now");
 }
 
+/*
+ * schedule_retry_delay: doubles from one second, jitter adds at most a
+ * quarter, never beyond the schedule's period, strictly growing until the
+ * cap whatever the jitter, and safe for absurd inputs.
+ */
+static void
+test_retry_delay(Tally *tally)
+{
+	Schedule minute;
+	Schedule two_seconds;
+	Schedule daily;
+	char err[SCHEDULE_ERROR_MAX];
+	int64_t previous_max = 0;
+	int failures;
+
+	if (!schedule_parse("1m", &minute, err, sizeof(err)) ||
+		!schedule_parse("2s", &two_seconds, err, sizeof(err)) ||
+		!schedule_parse("daily at 00:00Z", &daily, err, sizeof(err)))
+	{
+		check(tally, false, "retry delay setup", err);
+		return;
+	}
+	check(tally, schedule_retry_delay(&minute, 1, 0.0) == SECOND_US,
+		  "first retry", "one second");
+	check(tally, schedule_retry_delay(&minute, 2, 0.0) == 2 * SECOND_US,
+		  "second retry", "two seconds");
+	check(tally, schedule_retry_delay(&minute, 4, 0.0) == 8 * SECOND_US,
+		  "fourth retry", "eight seconds");
+	check(tally,
+		  schedule_retry_delay(&minute, 4, 1.0) == 10 * SECOND_US,
+		  "fourth retry, full jitter", "ten seconds");
+	check(tally, schedule_retry_delay(&minute, 7, 0.0) == MINUTE_US,
+		  "seventh retry", "capped at the interval");
+	check(tally, schedule_retry_delay(&minute, 1000000, 1.0) == MINUTE_US,
+		  "a million failures", "capped at the interval");
+	check(tally, schedule_retry_delay(&two_seconds, 5, 0.5) == 2 * SECOND_US,
+		  "short schedule", "capped at 2s");
+	check(tally, schedule_retry_delay(&daily, 40, 0.3) == SCHEDULE_DAY_US,
+		  "daily", "capped at a day");
+	check(tally, schedule_retry_delay(&minute, 0, 0.0) == SECOND_US,
+		  "zero failures", "treated as one");
+	check(tally, schedule_retry_delay(&minute, -5, -1.0) == SECOND_US,
+		  "negative input", "treated as one, no jitter");
+	check(tally, schedule_retry_delay(&minute, 1, 7.0) == SECOND_US * 5 / 4,
+		  "jitter above one", "clamped to one");
+	/* growing: the longest delay of n failures is below the shortest of n+1 */
+	for (failures = 1; failures <= 5; failures++)
+	{
+		int64_t shortest = schedule_retry_delay(&minute, failures, 0.0);
+
+		check(tally, shortest > previous_max, "strictly growing",
+			  "a delay overlaps the previous one's range");
+		previous_max = schedule_retry_delay(&minute, failures, 1.0);
+	}
+}
+
 /* Run every test group and report the tally. */
 int
 main(void)
@@ -468,6 +524,7 @@ main(void)
 	test_format_limits(&tally);
 	test_next_after(&tally);
 	test_next_after_extremes(&tally);
+	test_retry_delay(&tally);
 	test_next_run(&tally);
 	printf("schedule: %d passed, %d failed\n", tally.passed, tally.failed);
 	return tally.failed == 0 ? 0 : 1;

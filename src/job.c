@@ -1,0 +1,383 @@
+/*
+ * job.c
+ *		The scheduler's worker: runs one binding once, as its owner, and
+ *		records the run.
+ *
+ * The launcher has already recorded the run (status 'running') and passes
+ * its id.  The worker connects as the binding's owner, so the owner's
+ * privileges and row-level security apply to everything it does; takes
+ * the binding's advisory lock for the whole run, so a binding never runs
+ * twice at once; polls in batches, each committed with its cursor (a
+ * failure keeps what was committed, and the next run resumes there); and
+ * records the outcome with secrets redacted.  If it is terminated, the
+ * launcher sees it exit and marks the run failed.
+ */
+#include "postgres.h"
+
+#include "access/reloptions.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "catalog/pg_user_mapping.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "foreign/foreign.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "storage/ipc.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+
+#include "option.h"
+#include "redact.h"
+#include "scan.h"
+#include "scheduler.h"
+
+/* Rows a worker polls per committed batch. */
+#define JOB_BATCH_ROWS 100000
+
+/* What the worker knows about its run. */
+typedef struct JobRun
+{
+	int64 run_id;
+	char *kind;
+	char *binding;
+	char *started; /* the run's start, as timestamptz text */
+	List *secrets; /* values to redact from errors */
+} JobRun;
+
+/* A unit of work done in a transaction of its own, through SPI. */
+typedef void (*JobStep)(JobRun *run, void *state);
+
+/* Runs a SQL statement, raising an error if SPI itself fails. */
+static void
+job_exec(const char *sql, int nargs, Oid *types, Datum *values)
+{
+	int rc = SPI_execute_with_args(sql, nargs, types, values, NULL, false, 0);
+
+	if (rc < 0)
+		elog(ERROR, "redshift_fdw worker: SPI failed (%d) on: %s", rc, sql);
+}
+
+/* The text of column n (1-based) of the first result row, or NULL. */
+static char *
+job_value(int column)
+{
+	char *value;
+
+	if (SPI_processed < 1)
+		return NULL;
+	value = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, column);
+	return value ? MemoryContextStrdup(TopMemoryContext, value) : NULL;
+}
+
+/*
+ * One error as it is recorded: message, detail and hint, secrets
+ * redacted.
+ */
+static char *
+describe_error(ErrorData *edata, List *secrets)
+{
+	StringInfoData text;
+	const char **values;
+	char *redacted;
+	char *result;
+	ListCell *lc;
+	int n = 0;
+
+	initStringInfo(&text);
+	appendStringInfoString(&text, edata->message ? edata->message : "error");
+	if (edata->detail)
+		appendStringInfo(&text, "\nDETAIL: %s", edata->detail);
+	if (edata->hint)
+		appendStringInfo(&text, "\nHINT: %s", edata->hint);
+	values = palloc(sizeof(char *) * (list_length(secrets) + 1));
+	foreach (lc, secrets)
+		values[n++] = lfirst(lc);
+	redacted = redact_secrets(text.data, values, n);
+	if (redacted == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	result = pstrdup(redacted);
+	free(redacted);
+	return result;
+}
+
+/*
+ * Runs step in a transaction of its own.  On an error, rolls back and
+ * returns false with the error (redacted) in *error and its SQLSTATE in
+ * *sqlerrcode; interrupts that end the process (terminate, shutdown) are
+ * not caught.
+ */
+static bool
+run_in_transaction(JobRun *run, JobStep step, void *state, char **error,
+				   int *sqlerrcode)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	volatile bool ok = true;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PG_TRY();
+	{
+		PushActiveSnapshot(GetTransactionSnapshot());
+		SPI_connect();
+		step(run, state);
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		ErrorData *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		*error = describe_error(edata, run->secrets);
+		*sqlerrcode = edata->sqlerrcode;
+		FreeErrorData(edata);
+		ok = false;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	return ok;
+}
+
+/*
+ * The secret options of the user mapping the owner uses for server, so
+ * that they can be redacted from errors.
+ */
+static List *
+mapping_secrets(const char *server_name)
+{
+	ForeignServer *server = GetForeignServerByName(server_name, true);
+	HeapTuple tuple;
+	List *secrets = NIL;
+	ListCell *lc;
+
+	if (server == NULL)
+		return NIL;
+	tuple =
+		SearchSysCache2(USERMAPPINGUSERSERVER, ObjectIdGetDatum(GetUserId()),
+						ObjectIdGetDatum(server->serverid));
+	if (!HeapTupleIsValid(tuple))
+		tuple = SearchSysCache2(USERMAPPINGUSERSERVER,
+								ObjectIdGetDatum(InvalidOid),
+								ObjectIdGetDatum(server->serverid));
+	if (HeapTupleIsValid(tuple))
+	{
+		bool isnull;
+		Datum datum = SysCacheGetAttr(USERMAPPINGUSERSERVER, tuple,
+									  Anum_pg_user_mapping_umoptions, &isnull);
+
+		if (!isnull)
+			secrets =
+				redshift_secret_option_values(untransformRelOptions(datum));
+		ReleaseSysCache(tuple);
+	}
+	/* keep them past this transaction */
+	{
+		List *kept = NIL;
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		foreach (lc, secrets)
+			kept = lappend(kept, pstrdup(lfirst(lc)));
+		MemoryContextSwitchTo(old);
+		return kept;
+	}
+}
+
+/* Step: take the run (records this process and the start). */
+static void
+step_start_run(JobRun *run, void *state)
+{
+	bool *taken = state;
+	Oid types[1] = {INT8OID};
+	Datum values[1] = {Int64GetDatum(run->run_id)};
+
+	job_exec("SELECT kind, binding, started FROM redshift_fdw._start_run($1)",
+			 1, types, values);
+	run->kind = job_value(1);
+	run->binding = job_value(2);
+	run->started = job_value(3);
+	*taken = run->kind != NULL;
+	if (!*taken)
+		return;
+	if (strcmp(run->kind, "capture") == 0)
+	{
+		Oid qtypes[1] = {TEXTOID};
+		Datum qvalues[1] = {CStringGetTextDatum(run->binding)};
+		char *server;
+
+		job_exec("SELECT server FROM redshift_fdw.capture WHERE name = $1", 1,
+				 qtypes, qvalues);
+		server = job_value(1);
+		if (server)
+			run->secrets = mapping_secrets(server);
+	}
+}
+
+/* Step: the binding's advisory lock, held by the session for the run. */
+static void
+step_lock_binding(JobRun *run, void *state)
+{
+	bool *locked = state;
+	Oid types[2] = {TEXTOID, TEXTOID};
+	Datum values[2] = {CStringGetTextDatum(run->kind),
+					   CStringGetTextDatum(run->binding)};
+	char *got;
+
+	job_exec("SELECT pg_try_advisory_lock(redshift_fdw._lock_key($1, $2))", 2,
+			 types, values);
+	got = job_value(1);
+	*locked = got != NULL && strcmp(got, "t") == 0;
+}
+
+/* What a capture run has done so far. */
+typedef struct CaptureProgress
+{
+	int64 rows;
+	bool more;
+} CaptureProgress;
+
+/* Step: one batch of a capture poll, committed with its cursor. */
+static void
+step_capture_batch(JobRun *run, void *state)
+{
+	CaptureProgress *progress = state;
+	Oid types[4] = {TEXTOID, INT8OID, TEXTOID, INT8OID};
+	Datum values[4] = {
+		CStringGetTextDatum(run->binding), Int64GetDatum(JOB_BATCH_ROWS),
+		CStringGetTextDatum(run->started), Int64GetDatum(progress->rows)};
+	char *rows;
+	char *more;
+
+	job_exec("SELECT rows_captured, more FROM redshift_fdw._capture_step("
+			 "$1, $2, $3::timestamptz, $4)",
+			 4, types, values);
+	rows = job_value(1);
+	more = job_value(2);
+	progress->rows += rows ? strtoll(rows, NULL, 10) : 0;
+	progress->more = more != NULL && strcmp(more, "t") == 0;
+}
+
+/* The outcome of a run, for step_finish_run. */
+typedef struct RunOutcome
+{
+	const char *status;
+	int64 rows;
+	int64 bytes;
+	const char *error;
+} RunOutcome;
+
+/* Step: record how the run ended (and what follows for the binding). */
+static void
+step_finish_run(JobRun *run, void *state)
+{
+	RunOutcome *outcome = state;
+	Oid types[5] = {INT8OID, TEXTOID, INT8OID, INT8OID, TEXTOID};
+	Datum values[5] = {
+		Int64GetDatum(run->run_id), CStringGetTextDatum(outcome->status),
+		Int64GetDatum(outcome->rows), Int64GetDatum(outcome->bytes),
+		outcome->error ? CStringGetTextDatum(outcome->error) : (Datum) 0};
+	char nulls[5] = {' ', ' ', ' ', ' ', outcome->error ? ' ' : 'n'};
+	int rc;
+
+	rc = SPI_execute_with_args(
+		"SELECT redshift_fdw._finish_run($1, $2, $3, $4, $5)", 5, types,
+		values, nulls, false, 0);
+	if (rc < 0)
+		elog(ERROR, "redshift_fdw worker: SPI failed (%d) recording run", rc);
+}
+
+/*
+ * The worker: run id in main_arg, database and owner in bgw_extra.
+ * SIGTERM (pg_terminate_backend, shutdown) ends it at once, like any
+ * backend; the launcher then marks its run failed.
+ */
+void
+redshift_fdw_worker_main(Datum main_arg)
+{
+	JobWorkerArgs args;
+	JobRun run = {0};
+	RunOutcome outcome = {"succeeded", 0, 0, NULL};
+	CaptureProgress progress = {0, true};
+	uint64 bytes_before;
+	bool flag = false;
+	char *error = NULL;
+	int sqlerrcode = 0;
+
+	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
+	run.run_id = DatumGetInt64(main_arg);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnectionByOid(args.database, args.owner, 0);
+	pgstat_report_appname("redshift_fdw worker");
+
+	if (!run_in_transaction(&run, step_start_run, &flag, &error, &sqlerrcode))
+		ereport(ERROR,
+				(errcode(sqlerrcode),
+				 errmsg("redshift_fdw worker could not start run " INT64_FORMAT
+						": %s",
+						run.run_id, error)));
+	if (!flag)
+		proc_exit(0); /* the run was reaped or taken meanwhile */
+	pgstat_report_activity(STATE_RUNNING,
+						   psprintf("%s binding %s", run.kind, run.binding));
+
+	flag = false;
+	if (!run_in_transaction(&run, step_lock_binding, &flag, &error,
+							&sqlerrcode))
+		outcome.status = "failed";
+	else if (!flag)
+	{
+		outcome.status = "skipped";
+		error = psprintf("%s binding \"%s\" is being run by another session",
+						 run.kind, run.binding);
+	}
+	bytes_before = redshift_scan_bytes_received;
+	while (strcmp(outcome.status, "succeeded") == 0 && progress.more)
+	{
+		if (strcmp(run.kind, "capture") != 0)
+		{
+			outcome.status = "failed";
+			error =
+				psprintf("bindings of kind \"%s\" cannot run yet", run.kind);
+			break;
+		}
+		CHECK_FOR_INTERRUPTS();
+		if (!run_in_transaction(&run, step_capture_batch, &progress, &error,
+								&sqlerrcode))
+			outcome.status = "failed";
+	}
+	outcome.rows = progress.rows;
+	outcome.bytes = (int64) (redshift_scan_bytes_received - bytes_before);
+	outcome.error = error;
+	if (strcmp(outcome.status, "failed") == 0)
+		ereport(
+			LOG,
+			(errcode(sqlerrcode),
+			 errmsg("redshift_fdw: %s binding \"%s\" failed (run " INT64_FORMAT
+					"): %s",
+					run.kind, run.binding, run.run_id, error)));
+	else
+		ereport(DEBUG1,
+				(errmsg("redshift_fdw: %s binding \"%s\" %s (run " INT64_FORMAT
+						"): " INT64_FORMAT " rows",
+						run.kind, run.binding, outcome.status, run.run_id,
+						outcome.rows)));
+	if (!run_in_transaction(&run, step_finish_run, &outcome, &error,
+							&sqlerrcode))
+		ereport(
+			ERROR,
+			(errcode(sqlerrcode),
+			 errmsg("redshift_fdw worker could not record run " INT64_FORMAT
+					": %s",
+					run.run_id, error)));
+	proc_exit(0);
+}
