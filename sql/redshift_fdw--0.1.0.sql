@@ -181,13 +181,17 @@ CREATE FUNCTION redshift_fdw._option(options text[], option text)
 RETURNS text LANGUAGE sql STABLE AS
 $$SELECT option_value FROM pg_options_to_table(options) WHERE option_name = option$$;
 
+-- The effective schedule: the binding's own, else the server's poll
+-- option, else daily.
+CREATE FUNCTION redshift_fdw._effective_schedule(schedule text, server_options text[])
+RETURNS text LANGUAGE sql STABLE AS
+$$SELECT coalesce(schedule, redshift_fdw._option(server_options, 'poll'), '24h')$$;
+
 -- The effective schedule of a binding.
 CREATE FUNCTION redshift_fdw._schedule(b redshift_fdw.capture)
 RETURNS text LANGUAGE sql STABLE AS $$
-SELECT coalesce(b.schedule,
-                redshift_fdw._option((SELECT srvoptions FROM pg_foreign_server
-                                       WHERE srvname = b.server), 'poll'),
-                '24h')
+SELECT redshift_fdw._effective_schedule(
+         b.schedule, (SELECT srvoptions FROM pg_foreign_server WHERE srvname = b.server))
 $$;
 
 -- A binding, or an error naming it.
@@ -968,6 +972,7 @@ CREATE TABLE redshift_fdw.runs (
     owner regrole NOT NULL,
     trigger text NOT NULL CHECK (trigger IN ('schedule', 'run_now', 'retry')),
     due timestamptz NOT NULL,     -- when the run was due
+    claimed timestamptz NOT NULL DEFAULT clock_timestamp(),  -- by the scheduler
     started timestamptz,          -- when its worker began
     finished timestamptz,
     status text NOT NULL DEFAULT 'running'
@@ -978,7 +983,7 @@ CREATE TABLE redshift_fdw.runs (
     pid int                       -- the worker's process while running
 );
 CREATE INDEX runs_binding ON redshift_fdw.runs (kind, binding, id);
-CREATE INDEX runs_running ON redshift_fdw.runs (id) WHERE status = 'running';
+CREATE INDEX runs_running ON redshift_fdw.runs (kind, binding) WHERE status = 'running';
 ALTER TABLE redshift_fdw.runs ENABLE ROW LEVEL SECURITY;
 CREATE POLICY runs_owner ON redshift_fdw.runs
   USING (pg_has_role(current_user, owner, 'MEMBER'));
@@ -991,14 +996,17 @@ SELECT pg_catalog.pg_extension_config_dump('redshift_fdw.runs_id_seq', '');
 -- failure, then the schedule.
 CREATE VIEW redshift_fdw._jobs WITH (security_invoker = true) AS
 SELECT 'capture'::text AS kind, c.name AS binding, c.owner, c.enabled,
-       redshift_fdw._schedule(c) AS schedule,
+       sch.schedule,
        c.consecutive_failures, c.last_error, c.run_requested, c.retry_at,
        CASE WHEN c.run_requested IS NOT NULL THEN c.run_requested
             WHEN NOT c.enabled THEN NULL
             WHEN c.retry_at IS NOT NULL THEN c.retry_at
-            ELSE redshift_fdw._due_at(redshift_fdw._schedule(c), c.last_polled)
+            ELSE redshift_fdw._due_at(sch.schedule, c.last_polled)
        END AS next_run
-  FROM redshift_fdw.capture c;
+  FROM redshift_fdw.capture c
+  LEFT JOIN pg_foreign_server s ON s.srvname = c.server
+  CROSS JOIN LATERAL (SELECT redshift_fdw._effective_schedule(c.schedule, s.srvoptions)
+                              AS schedule) sch;
 GRANT SELECT ON redshift_fdw._jobs TO PUBLIC;
 
 -- Wakes the launcher (at commit) when a binding's timing may have changed.
@@ -1037,49 +1045,77 @@ BEGIN
   END IF;
 END $$;
 
+-- Opens a run of a due binding (claimed under _claim_lock): records it,
+-- consumes a run_now() request.  An owner that cannot log in fails the run
+-- at once (the result is then NULL).
+CREATE FUNCTION redshift_fdw._open_run(j redshift_fdw._jobs)
+RETURNS redshift_fdw.runs LANGUAGE plpgsql AS $$
+DECLARE
+  run redshift_fdw.runs;
+BEGIN
+  INSERT INTO redshift_fdw.runs (kind, binding, owner, trigger, due)
+  VALUES (j.kind, j.binding, j.owner,
+          CASE WHEN j.run_requested IS NOT NULL THEN 'run_now'
+               WHEN j.retry_at IS NOT NULL THEN 'retry' ELSE 'schedule' END,
+          j.next_run)
+  RETURNING * INTO run;
+  IF j.run_requested IS NOT NULL AND j.kind = 'capture' THEN
+    UPDATE redshift_fdw.capture SET run_requested = NULL WHERE name = j.binding;
+  END IF;
+  IF NOT (SELECT rolcanlogin FROM pg_roles WHERE oid = j.owner) THEN
+    UPDATE redshift_fdw.runs
+       SET status = 'failed', started = clock_timestamp(), finished = clock_timestamp(),
+           error = format('role %s cannot log in: the scheduler runs a binding as its owner',
+                          j.owner)
+     WHERE id = run.id RETURNING * INTO run;
+    PERFORM redshift_fdw._after_run(run);
+    RETURN NULL;
+  END IF;
+  RETURN run;
+END $$;
+REVOKE ALL ON FUNCTION redshift_fdw._open_run(redshift_fdw._jobs) FROM PUBLIC;
+
+-- Claims are made one transaction at a time (the launcher's and the
+-- workers'), so a binding is never claimed twice.
+CREATE FUNCTION redshift_fdw._claim_lock()
+RETURNS void LANGUAGE sql AS
+$$SELECT pg_advisory_xact_lock(hashtextextended('redshift_fdw:claim', 0))$$;
+
+-- Due bindings not running now, earliest first (owner: only that role's).
+CREATE FUNCTION redshift_fdw._due_jobs(owner oid DEFAULT NULL)
+RETURNS SETOF redshift_fdw._jobs LANGUAGE sql STABLE AS $$
+SELECT * FROM redshift_fdw._jobs jb
+ WHERE jb.next_run IS NOT NULL
+   AND (_due_jobs.owner IS NULL OR jb.owner = _due_jobs.owner)
+   AND NOT EXISTS (SELECT 1 FROM redshift_fdw.runs r
+                    WHERE r.status = 'running' AND r.kind = jb.kind
+                      AND r.binding = jb.binding)
+ ORDER BY jb.next_run
+$$;
+
 -- The launcher's one question: claims the due bindings (at most slots of
 -- them, earliest first; none that is already running) by recording a run
 -- for each, and returns them; a last row without run_id says when the
--- next binding is due.  An owner that cannot log in fails its run here.
+-- next binding is due.
 CREATE FUNCTION redshift_fdw._claim_due_jobs(slots int,
     OUT run_id bigint, OUT owner oid, OUT kind text, OUT binding text,
     OUT next_due timestamptz)
 RETURNS SETOF record LANGUAGE plpgsql AS $$
 DECLARE
-  j record;
+  j redshift_fdw._jobs;
   run redshift_fdw.runs;
   claimed int := 0;
 BEGIN
-  FOR j IN SELECT * FROM redshift_fdw._jobs jb
-            WHERE jb.next_run IS NOT NULL
-              AND NOT EXISTS (SELECT 1 FROM redshift_fdw.runs r
-                               WHERE r.status = 'running' AND r.kind = jb.kind
-                                 AND r.binding = jb.binding)
-            ORDER BY jb.next_run LOOP
+  PERFORM redshift_fdw._claim_lock();
+  FOR j IN SELECT * FROM redshift_fdw._due_jobs() LOOP
     IF j.next_run > clock_timestamp() OR claimed >= slots THEN
       run_id := NULL; owner := NULL; kind := NULL; binding := NULL;
       next_due := j.next_run;
       RETURN NEXT;
       RETURN;
     END IF;
-    INSERT INTO redshift_fdw.runs (kind, binding, owner, trigger, due)
-    VALUES (j.kind, j.binding, j.owner,
-            CASE WHEN j.run_requested IS NOT NULL THEN 'run_now'
-                 WHEN j.retry_at IS NOT NULL THEN 'retry' ELSE 'schedule' END,
-            j.next_run)
-    RETURNING * INTO run;
-    IF j.run_requested IS NOT NULL AND j.kind = 'capture' THEN
-      UPDATE redshift_fdw.capture SET run_requested = NULL WHERE name = j.binding;
-    END IF;
-    IF NOT (SELECT rolcanlogin FROM pg_roles WHERE oid = j.owner) THEN
-      UPDATE redshift_fdw.runs
-         SET status = 'failed', started = clock_timestamp(), finished = clock_timestamp(),
-             error = format('role %s cannot log in: the scheduler runs a binding as its owner',
-                            j.owner)
-       WHERE id = run.id RETURNING * INTO run;
-      PERFORM redshift_fdw._after_run(run);
-      CONTINUE;
-    END IF;
+    run := redshift_fdw._open_run(j);
+    CONTINUE WHEN run.id IS NULL;
     claimed := claimed + 1;
     run_id := run.id; owner := j.owner; kind := j.kind; binding := j.binding;
     next_due := j.next_run;
@@ -1087,6 +1123,29 @@ BEGIN
   END LOOP;
   run_id := NULL; owner := NULL; kind := NULL; binding := NULL; next_due := NULL;
   RETURN NEXT;
+END $$;
+
+-- A worker that finished a run takes the next due binding of its own
+-- role, if any is due now, so that busy schedules do not pay a new
+-- process (and connections) per run.  Returns the run's id or NULL.
+CREATE FUNCTION redshift_fdw._claim_next_run()
+RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  j redshift_fdw._jobs;
+  run redshift_fdw.runs;
+  me oid := (SELECT oid FROM pg_roles WHERE rolname = session_user);
+BEGIN
+  PERFORM redshift_fdw._claim_lock();
+  FOR j IN SELECT * FROM redshift_fdw._due_jobs(me) LOOP
+    EXIT WHEN j.next_run > clock_timestamp();
+    run := redshift_fdw._open_run(j);
+    IF run.id IS NOT NULL THEN
+      -- this process owns it from now: if it dies, the launcher reaps it
+      UPDATE redshift_fdw.runs SET pid = pg_backend_pid() WHERE id = run.id;
+      RETURN run.id;
+    END IF;
+  END LOOP;
+  RETURN NULL;
 END $$;
 
 -- A worker takes its run: records its process and start; returns nothing
@@ -1097,15 +1156,18 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   UPDATE redshift_fdw.runs r
      SET pid = pg_backend_pid(), started = clock_timestamp()
-   WHERE r.id = run_id AND r.status = 'running' AND r.pid IS NULL
+   WHERE r.id = run_id AND r.status = 'running'
+     AND (r.pid IS NULL OR r.pid = pg_backend_pid())
      AND r.owner = (SELECT oid FROM pg_roles WHERE rolname = session_user)
   RETURNING r.kind, r.binding, r.started INTO kind, binding, started;
 END $$;
 
--- A worker records how its run ended (only its own run).
+-- A worker records how its run ended (only its own run).  Returns when
+-- the binding is due next, so the worker can tell the launcher if that is
+-- sooner than it planned to look.
 CREATE FUNCTION redshift_fdw._finish_run(run_id bigint, status text, rows bigint,
                                          bytes bigint, error text)
-RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+RETURNS timestamptz LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   run redshift_fdw.runs;
 BEGIN
@@ -1115,14 +1177,18 @@ BEGIN
          pid = NULL
    WHERE r.id = run_id AND r.status = 'running' AND r.pid = pg_backend_pid()
   RETURNING * INTO run;
-  IF FOUND THEN
-    PERFORM redshift_fdw._after_run(run);
+  IF NOT FOUND THEN
+    RETURN NULL;
   END IF;
+  PERFORM redshift_fdw._after_run(run);
+  RETURN (SELECT j.next_run FROM redshift_fdw._jobs j
+           WHERE j.kind = run.kind AND j.binding = run.binding);
 END $$;
 
 -- The launcher marks failed the runs whose worker is gone: the ones in
--- stopped (workers it saw exit), any whose process no longer exists, and
--- at start every run still marked running (the server restarted).
+-- stopped (workers it saw exit), any whose process no longer exists, any
+-- claimed a minute ago that no worker took, and at start every run still
+-- marked running (the server restarted).
 -- reason, when given, replaces the error recorded.
 CREATE FUNCTION redshift_fdw._reap_runs(stopped bigint[], at_start bool,
                                         reason text DEFAULT NULL)
@@ -1143,6 +1209,8 @@ BEGIN
      WHERE r.status = 'running'
        AND (r.id = ANY (stopped)
             OR (at_start AND r.pid IS NULL)
+            OR (r.pid IS NULL AND r.started IS NULL
+                AND r.claimed < clock_timestamp() - interval '1 minute')
             OR (r.pid IS NOT NULL
                 AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = r.pid)))
     RETURNING r.*

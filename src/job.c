@@ -39,6 +39,21 @@
 /* Rows a worker polls per committed batch. */
 #define JOB_BATCH_ROWS 100000
 
+/*
+ * Bookkeeping transactions (taking, recording and claiming runs) do not
+ * wait for their commit to reach disk: lost in a crash, the run is reaped
+ * as interrupted and retried, while the data a run writes commits in its
+ * own transactions, at the server's setting.
+ */
+#define BOOKKEEPING_COMMIT "SET LOCAL synchronous_commit = off"
+
+/* How long a worker with nothing to do waits to be handed a run. */
+#define JOB_IDLE_MS 10000
+
+/* A worker hands over to a fresh process after this many runs or this long. */
+#define JOB_MAX_RUNS 1000
+#define JOB_MAX_LIFETIME_MS (10 * 60 * 1000)
+
 /* What the worker knows about its run. */
 typedef struct JobRun
 {
@@ -47,7 +62,11 @@ typedef struct JobRun
 	char *binding;
 	char *started; /* the run's start, as timestamptz text */
 	List *secrets; /* values to redact from errors */
+	bool locked;   /* holds the binding's advisory lock */
 } JobRun;
+
+/* Memory of the current run: what it reads outlives its transactions. */
+static MemoryContext run_memory = NULL;
 
 /* A unit of work done in a transaction of its own, through SPI. */
 typedef void (*JobStep)(JobRun *run, void *state);
@@ -71,7 +90,7 @@ job_value(int column)
 	if (SPI_processed < 1)
 		return NULL;
 	value = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, column);
-	return value ? MemoryContextStrdup(TopMemoryContext, value) : NULL;
+	return value ? MemoryContextStrdup(run_memory, value) : NULL;
 }
 
 /*
@@ -138,7 +157,7 @@ run_in_transaction(JobRun *run, JobStep step, void *state, char **error,
 		edata = CopyErrorData();
 		FlushErrorState();
 		AbortCurrentTransaction();
-		*error = describe_error(edata, run->secrets);
+		*error = describe_error(edata, run ? run->secrets : NIL);
 		*sqlerrcode = edata->sqlerrcode;
 		FreeErrorData(edata);
 		ok = false;
@@ -183,7 +202,7 @@ mapping_secrets(const char *server_name)
 	/* keep them past this transaction */
 	{
 		List *kept = NIL;
-		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+		MemoryContext old = MemoryContextSwitchTo(run_memory);
 
 		foreach (lc, secrets)
 			kept = lappend(kept, pstrdup(lfirst(lc)));
@@ -200,6 +219,7 @@ step_start_run(JobRun *run, void *state)
 	Oid types[1] = {INT8OID};
 	Datum values[1] = {Int64GetDatum(run->run_id)};
 
+	job_exec(BOOKKEEPING_COMMIT, 0, NULL, NULL);
 	job_exec("SELECT kind, binding, started FROM redshift_fdw._start_run($1)",
 			 1, types, values);
 	run->kind = job_value(1);
@@ -220,22 +240,18 @@ step_start_run(JobRun *run, void *state)
 		if (server)
 			run->secrets = mapping_secrets(server);
 	}
-}
+	/* the binding's advisory lock, held by the session for the run */
+	{
+		Oid ltypes[2] = {TEXTOID, TEXTOID};
+		Datum lvalues[2] = {CStringGetTextDatum(run->kind),
+							CStringGetTextDatum(run->binding)};
+		char *got;
 
-/* Step: the binding's advisory lock, held by the session for the run. */
-static void
-step_lock_binding(JobRun *run, void *state)
-{
-	bool *locked = state;
-	Oid types[2] = {TEXTOID, TEXTOID};
-	Datum values[2] = {CStringGetTextDatum(run->kind),
-					   CStringGetTextDatum(run->binding)};
-	char *got;
-
-	job_exec("SELECT pg_try_advisory_lock(redshift_fdw._lock_key($1, $2))", 2,
-			 types, values);
-	got = job_value(1);
-	*locked = got != NULL && strcmp(got, "t") == 0;
+		job_exec("SELECT pg_try_advisory_lock(redshift_fdw._lock_key($1, $2))",
+				 2, ltypes, lvalues);
+		got = job_value(1);
+		run->locked = got != NULL && strcmp(got, "t") == 0;
+	}
 }
 
 /* What a capture run has done so far. */
@@ -273,6 +289,10 @@ typedef struct RunOutcome
 	int64 rows;
 	int64 bytes;
 	const char *error;
+	bool claim_next;	  /* take the next due binding of this role */
+	int64 next_run_id;	  /* set when claim_next found one */
+	TimestampTz next_due; /* when the binding is due next */
+	bool has_next_due;
 } RunOutcome;
 
 /* Step: record how the run ended (and what follows for the binding). */
@@ -288,37 +308,60 @@ step_finish_run(JobRun *run, void *state)
 	char nulls[5] = {' ', ' ', ' ', ' ', outcome->error ? ' ' : 'n'};
 	int rc;
 
+	job_exec(BOOKKEEPING_COMMIT, 0, NULL, NULL);
 	rc = SPI_execute_with_args(
 		"SELECT redshift_fdw._finish_run($1, $2, $3, $4, $5)", 5, types,
 		values, nulls, false, 0);
 	if (rc < 0)
 		elog(ERROR, "redshift_fdw worker: SPI failed (%d) recording run", rc);
+	if (SPI_processed == 1)
+	{
+		bool isnull;
+		Datum next = SPI_getbinval(SPI_tuptable->vals[0],
+								   SPI_tuptable->tupdesc, 1, &isnull);
+
+		outcome->next_due = isnull ? 0 : DatumGetTimestampTz(next);
+		outcome->has_next_due = !isnull;
+	}
+	if (run->locked)
+	{
+		Oid ltypes[2] = {TEXTOID, TEXTOID};
+		Datum lvalues[2] = {CStringGetTextDatum(run->kind),
+							CStringGetTextDatum(run->binding)};
+
+		job_exec("SELECT pg_advisory_unlock(redshift_fdw._lock_key($1, $2))",
+				 2, ltypes, lvalues);
+	}
+	outcome->next_run_id = 0;
+	if (outcome->claim_next)
+	{
+		char *next;
+
+		job_exec("SELECT redshift_fdw._claim_next_run()", 0, NULL, NULL);
+		next = job_value(1);
+		outcome->next_run_id = next ? strtoll(next, NULL, 10) : 0;
+	}
 }
 
 /*
- * The worker: run id in main_arg, database and owner in bgw_extra.
- * SIGTERM (pg_terminate_backend, shutdown) ends it at once, like any
- * backend; the launcher then marks its run failed.
+ * Runs one claimed run to its end and records it, in as few transactions
+ * as it can: take the run and the binding's lock; poll, a transaction per
+ * batch; record the outcome, release the lock and (if may_claim) claim
+ * the next due binding of this role, whose run id it returns (0: none, or
+ * the run was no longer this worker's to take).
  */
-void
-redshift_fdw_worker_main(Datum main_arg)
+static int64
+run_one(int64 run_id, bool may_claim)
 {
-	JobWorkerArgs args;
 	JobRun run = {0};
-	RunOutcome outcome = {"succeeded", 0, 0, NULL};
+	RunOutcome outcome = {"succeeded", 0, 0, NULL, may_claim, 0, 0, false};
 	CaptureProgress progress = {0, true};
 	uint64 bytes_before;
 	bool flag = false;
 	char *error = NULL;
 	int sqlerrcode = 0;
 
-	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
-	run.run_id = DatumGetInt64(main_arg);
-	pqsignal(SIGTERM, die);
-	BackgroundWorkerUnblockSignals();
-	BackgroundWorkerInitializeConnectionByOid(args.database, args.owner, 0);
-	pgstat_report_appname("redshift_fdw worker");
-
+	run.run_id = run_id;
 	if (!run_in_transaction(&run, step_start_run, &flag, &error, &sqlerrcode))
 		ereport(ERROR,
 				(errcode(sqlerrcode),
@@ -326,15 +369,11 @@ redshift_fdw_worker_main(Datum main_arg)
 						": %s",
 						run.run_id, error)));
 	if (!flag)
-		proc_exit(0); /* the run was reaped or taken meanwhile */
+		return 0; /* reaped or taken meanwhile */
 	pgstat_report_activity(STATE_RUNNING,
 						   psprintf("%s binding %s", run.kind, run.binding));
 
-	flag = false;
-	if (!run_in_transaction(&run, step_lock_binding, &flag, &error,
-							&sqlerrcode))
-		outcome.status = "failed";
-	else if (!flag)
+	if (!run.locked)
 	{
 		outcome.status = "skipped";
 		error = psprintf("%s binding \"%s\" is being run by another session",
@@ -379,5 +418,53 @@ redshift_fdw_worker_main(Datum main_arg)
 			 errmsg("redshift_fdw worker could not record run " INT64_FORMAT
 					": %s",
 					run.run_id, error)));
+	if (outcome.has_next_due)
+		redshift_scheduler_note_due(outcome.next_due);
+	pgstat_report_activity(STATE_IDLE, NULL);
+	return outcome.next_run_id;
+}
+
+/*
+ * The worker: run id in main_arg, database and owner in bgw_extra.  After
+ * its run it takes the next binding of the same role that is due, if any
+ * (up to JOB_MAX_RUNS runs or JOB_MAX_LIFETIME_MS, then it leaves the
+ * launcher to start a fresh one), and exits when none is due.  SIGTERM
+ * (pg_terminate_backend, shutdown) ends it at once, like any backend; the
+ * launcher then marks its run failed.
+ */
+void
+redshift_fdw_worker_main(Datum main_arg)
+{
+	JobWorkerArgs args;
+	int64 run_id = DatumGetInt64(main_arg);
+	TimestampTz born;
+	MemoryContext run_cxt;
+	int runs = 0;
+
+	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnectionByOid(args.database, args.owner, 0);
+	pgstat_report_appname("redshift_fdw worker");
+	born = GetCurrentTimestamp();
+	redshift_scheduler_worker_attach(args.owner);
+	run_cxt = AllocSetContextCreate(TopMemoryContext, "redshift_fdw run",
+									ALLOCSET_DEFAULT_SIZES);
+	run_memory = run_cxt;
+
+	while (run_id != 0)
+	{
+		MemoryContext old = MemoryContextSwitchTo(run_cxt);
+		bool may_claim = ++runs < JOB_MAX_RUNS &&
+						 !TimestampDifferenceExceeds(
+							 born, GetCurrentTimestamp(), JOB_MAX_LIFETIME_MS);
+
+		run_id = run_one(run_id, may_claim);
+		/* nothing due for this role now: wait a while to be handed a run */
+		if (run_id == 0 && may_claim)
+			run_id = redshift_scheduler_worker_wait(JOB_IDLE_MS);
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(run_cxt);
+	}
 	proc_exit(0);
 }

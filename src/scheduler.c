@@ -50,15 +50,38 @@ char *redshift_scheduler_database = NULL;
 int redshift_scheduler_max_workers = 4;
 int redshift_scheduler_run_retention = 7 * 24 * 3600;
 
+/*
+ * A worker of the pool.  A worker that finished its run and found nothing
+ * due waits idle for a while: the launcher hands it the next run of the
+ * same owner (assigned_run) instead of starting a process, which costs
+ * far more than the run itself on busy schedules.
+ */
+typedef struct WorkerSlot
+{
+	pid_t pid;			 /* 0: slot free */
+	int procno;			 /* its PGPROC, for its latch */
+	Oid owner;			 /* the role it runs as */
+	bool idle;			 /* waiting for a run */
+	int64 assigned_run;	 /* handed to it while idle; 0: none */
+	bool exit_requested; /* the launcher needs its place */
+} WorkerSlot;
+
 /* State shared by the launcher with every backend (for status and wake). */
 typedef struct SchedulerShared
 {
 	slock_t mutex;
-	pid_t launcher_pid;	 /* 0: not running */
-	int launcher_procno; /* its PGPROC, for its latch; -1: none */
-	Oid database;		 /* the database it serves */
-	int running_workers; /* workers it has started that are still alive */
+	pid_t launcher_pid;	   /* 0: not running */
+	int launcher_procno;   /* its PGPROC, for its latch; -1: none */
+	Oid database;		   /* the database it serves */
+	int running_workers;   /* workers it has started that are still alive */
+	bool launcher_starved; /* due runs wait for a worker to be free */
+	TimestampTz launcher_wake_at; /* when it next looks unless woken */
+	int nslots;					  /* max_worker_processes */
+	WorkerSlot slots[FLEXIBLE_ARRAY_MEMBER];
 } SchedulerShared;
+
+/* This worker's slot, or NULL. */
+static WorkerSlot *my_slot = NULL;
 
 static SchedulerShared *scheduler_shared = NULL;
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
@@ -105,13 +128,21 @@ redshift_scheduler_define_gucs(void)
 	MarkGUCPrefixReserved("redshift_fdw");
 }
 
+/* Size of the shared state: a slot per possible background worker. */
+static Size
+scheduler_shmem_size(void)
+{
+	return add_size(offsetof(SchedulerShared, slots),
+					mul_size(max_worker_processes, sizeof(WorkerSlot)));
+}
+
 /* Asks for the shared state's memory. */
 static void
 scheduler_shmem_request(void)
 {
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
-	RequestAddinShmemSpace(MAXALIGN(sizeof(SchedulerShared)));
+	RequestAddinShmemSpace(MAXALIGN(scheduler_shmem_size()));
 }
 
 /* Creates (or attaches to) the shared state. */
@@ -124,7 +155,7 @@ scheduler_shmem_startup(void)
 		prev_shmem_startup_hook();
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	scheduler_shared = ShmemInitStruct("redshift_fdw scheduler",
-									   sizeof(SchedulerShared), &found);
+									   scheduler_shmem_size(), &found);
 	if (!found)
 	{
 		SpinLockInit(&scheduler_shared->mutex);
@@ -132,6 +163,9 @@ scheduler_shmem_startup(void)
 		scheduler_shared->launcher_procno = -1;
 		scheduler_shared->database = InvalidOid;
 		scheduler_shared->running_workers = 0;
+		scheduler_shared->nslots = max_worker_processes;
+		memset(scheduler_shared->slots, 0,
+			   sizeof(WorkerSlot) * max_worker_processes);
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -282,6 +316,167 @@ redshift_fdw_scheduler_state(PG_FUNCTION_ARGS)
 		HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 
+/*
+ * A worker finished a run of a binding that is next due at due: the
+ * launcher did not count that binding while it ran, so it is woken if it
+ * planned to look later than that.
+ */
+void
+redshift_scheduler_note_due(TimestampTz due)
+{
+	bool wake;
+
+	if (scheduler_shared == NULL)
+		return;
+	SpinLockAcquire(&scheduler_shared->mutex);
+	wake = due < scheduler_shared->launcher_wake_at;
+	SpinLockRelease(&scheduler_shared->mutex);
+	if (wake)
+		wake_launcher();
+}
+
+/* Frees this worker's slot at exit, however it exits. */
+static void
+worker_detach(int code, Datum arg)
+{
+	if (my_slot == NULL)
+		return;
+	SpinLockAcquire(&scheduler_shared->mutex);
+	my_slot->pid = 0;
+	my_slot->idle = false;
+	my_slot->assigned_run = 0;
+	SpinLockRelease(&scheduler_shared->mutex);
+	my_slot = NULL;
+}
+
+/*
+ * A worker joins the pool for its owner.  Without a free slot it still
+ * runs, but cannot be handed further runs.
+ */
+void
+redshift_scheduler_worker_attach(Oid owner)
+{
+	int i;
+
+	SpinLockAcquire(&scheduler_shared->mutex);
+	for (i = 0; i < scheduler_shared->nslots; i++)
+	{
+		WorkerSlot *slot = &scheduler_shared->slots[i];
+
+		if (slot->pid != 0)
+			continue;
+		slot->pid = MyProcPid;
+		slot->procno = MyProc->pgprocno;
+		slot->owner = owner;
+		slot->idle = false;
+		slot->assigned_run = 0;
+		slot->exit_requested = false;
+		my_slot = slot;
+		break;
+	}
+	SpinLockRelease(&scheduler_shared->mutex);
+	if (my_slot != NULL)
+		before_shmem_exit(worker_detach, (Datum) 0);
+}
+
+/*
+ * A worker with nothing due waits up to idle_ms for the launcher to hand
+ * it a run.  Returns the run's id, or 0 when it should exit (timed out,
+ * or its place is needed).
+ */
+int64
+redshift_scheduler_worker_wait(long idle_ms)
+{
+	TimestampTz until =
+		TimestampTzPlusMilliseconds(GetCurrentTimestamp(), idle_ms);
+	int64 run_id = 0;
+
+	if (my_slot == NULL)
+		return 0;
+	bool starved;
+
+	SpinLockAcquire(&scheduler_shared->mutex);
+	my_slot->idle = true;
+	my_slot->assigned_run = 0;
+	starved = scheduler_shared->launcher_starved;
+	SpinLockRelease(&scheduler_shared->mutex);
+	/* due runs are waiting for a free worker: this one is free now */
+	if (starved)
+		wake_launcher();
+	for (;;)
+	{
+		long secs;
+		int usecs;
+		bool done;
+
+		SpinLockAcquire(&scheduler_shared->mutex);
+		run_id = my_slot->assigned_run;
+		done = run_id != 0 || my_slot->exit_requested ||
+			   GetCurrentTimestamp() >= until;
+		if (done)
+		{
+			/* leaving: no run can be handed over from here on */
+			my_slot->idle = false;
+			my_slot->assigned_run = 0;
+		}
+		SpinLockRelease(&scheduler_shared->mutex);
+		if (done)
+			return run_id;
+		TimestampDifference(GetCurrentTimestamp(), until, &secs, &usecs);
+		(void) WaitLatch(MyLatch,
+						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 secs * 1000 + usecs / 1000 + 1, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/*
+ * The launcher hands a run to an idle worker of its owner, if there is
+ * one.  Otherwise, when no place is free (max_workers), it asks an idle
+ * worker of another role to leave (*evicted).  True when handed over.
+ */
+static bool
+hand_to_idle_worker(Oid owner, int64 run_id, bool need_place, bool *evicted)
+{
+	int i;
+	int procno = -1;
+	int evict_procno = -1;
+
+	SpinLockAcquire(&scheduler_shared->mutex);
+	for (i = 0; i < scheduler_shared->nslots && procno < 0; i++)
+	{
+		WorkerSlot *slot = &scheduler_shared->slots[i];
+
+		if (slot->pid != 0 && slot->idle && slot->assigned_run == 0 &&
+			!slot->exit_requested && slot->owner == owner)
+		{
+			slot->assigned_run = run_id;
+			procno = slot->procno;
+		}
+	}
+	for (i = 0; i < scheduler_shared->nslots && procno < 0 && need_place &&
+				evict_procno < 0;
+		 i++)
+	{
+		WorkerSlot *slot = &scheduler_shared->slots[i];
+
+		if (slot->pid != 0 && slot->idle && slot->assigned_run == 0 &&
+			!slot->exit_requested)
+		{
+			slot->exit_requested = true;
+			evict_procno = slot->procno;
+		}
+	}
+	SpinLockRelease(&scheduler_shared->mutex);
+	if (procno >= 0)
+		SetLatch(&ProcGlobal->allProcs[procno].procLatch);
+	if (evict_procno >= 0)
+		SetLatch(&ProcGlobal->allProcs[evict_procno].procLatch);
+	*evicted = evict_procno >= 0;
+	return procno >= 0;
+}
+
 /* SIGTERM: finish the current step and exit. */
 static void
 launcher_sigterm(SIGNAL_ARGS)
@@ -331,6 +526,23 @@ start_worker(int64 run_id, Oid owner, const char *kind, const char *binding,
 	args.owner = owner;
 	memcpy(worker.bgw_extra, &args, sizeof(args));
 	return RegisterDynamicBackgroundWorker(&worker, handle);
+}
+
+/* Workers of the pool waiting for a run. */
+static int
+count_idle_workers(void)
+{
+	int i;
+	int idle = 0;
+
+	SpinLockAcquire(&scheduler_shared->mutex);
+	for (i = 0; i < scheduler_shared->nslots; i++)
+		if (scheduler_shared->slots[i].pid != 0 &&
+			scheduler_shared->slots[i].idle &&
+			!scheduler_shared->slots[i].exit_requested)
+			idle++;
+	SpinLockRelease(&scheduler_shared->mutex);
+	return idle;
 }
 
 /* The runs of workers that have exited since the last look, as SQL text. */
@@ -395,12 +607,20 @@ launcher_iteration(LauncherWorker *workers, int *nworkers, bool at_start,
 	TimestampTz next_due = 0;
 	bool have_next = false;
 	long sleep_ms = LAUNCHER_MAX_SLEEP_MS;
+	bool starved = false;
 	int free_slots;
 	int i;
 	MemoryContext cxt = CurrentMemoryContext;
 
+	/* until it sleeps again, any finished run is news (see note_due) */
+	SpinLockAcquire(&scheduler_shared->mutex);
+	scheduler_shared->launcher_wake_at = DT_NOEND;
+	SpinLockRelease(&scheduler_shared->mutex);
+
 	stopped = collect_stopped_workers(workers, nworkers);
-	free_slots = Max(redshift_scheduler_max_workers - *nworkers, 0);
+	/* idle workers take runs too (their own role's; others make room) */
+	free_slots = Max(redshift_scheduler_max_workers - *nworkers, 0) +
+				 count_idle_workers();
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -478,12 +698,21 @@ launcher_iteration(LauncherWorker *workers, int *nworkers, bool at_start,
 	MemoryContextSwitchTo(cxt);
 	pgstat_report_activity(STATE_IDLE, NULL);
 
-	/* the runs are committed: start their workers */
+	/* the runs are committed: hand them to idle workers, or start workers */
 	for (i = 0; i < nclaimed; i++)
 	{
 		BackgroundWorkerHandle *handle;
 		bool started;
+		bool evicted;
 
+		if (hand_to_idle_worker(claimed[i].owner, claimed[i].run_id,
+								*nworkers >= redshift_scheduler_max_workers,
+								&evicted))
+		{
+			pfree(claimed[i].kind);
+			pfree(claimed[i].binding);
+			continue;
+		}
 		/* the handle lives until the launcher sees the worker exit */
 		MemoryContextSwitchTo(TopMemoryContext);
 		started = start_worker(claimed[i].run_id, claimed[i].owner,
@@ -541,10 +770,22 @@ launcher_iteration(LauncherWorker *workers, int *nworkers, bool at_start,
 		TimestampDifference(GetCurrentTimestamp(), next_due, &secs, &usecs);
 		sleep_ms =
 			Min(secs * 1000 + (usecs + 999) / 1000, LAUNCHER_MAX_SLEEP_MS);
-		/* due now but no slot free: a worker's exit sets the latch */
-		if (sleep_ms == 0 && *nworkers >= redshift_scheduler_max_workers)
+		/*
+		 * due now but no worker free: a worker's exit or going idle sets
+		 * the latch
+		 */
+		if (sleep_ms == 0 && *nworkers >= redshift_scheduler_max_workers &&
+			nclaimed == 0)
+		{
 			sleep_ms = 1000;
+			starved = true;
+		}
 	}
+	SpinLockAcquire(&scheduler_shared->mutex);
+	scheduler_shared->launcher_starved = starved;
+	scheduler_shared->launcher_wake_at =
+		TimestampTzPlusMilliseconds(GetCurrentTimestamp(), sleep_ms);
+	SpinLockRelease(&scheduler_shared->mutex);
 	return sleep_ms;
 }
 

@@ -17,6 +17,8 @@
 
 #include "postgres.h"
 
+#include "datatype/timestamp.h"
+
 /* Settings (GUCs) of the scheduler. */
 extern char *redshift_scheduler_database;
 extern int redshift_scheduler_max_workers;
@@ -34,6 +36,11 @@ extern void redshift_scheduler_define_gucs(void);
 
 /* Registers the launcher and its shared memory; only while preloading. */
 extern void redshift_scheduler_register(void);
+
+/* The worker pool (scheduler.c), for job.c. */
+extern void redshift_scheduler_worker_attach(Oid owner);
+extern int64 redshift_scheduler_worker_wait(long idle_ms);
+extern void redshift_scheduler_note_due(TimestampTz due);
 
 /* Entry points named in BackgroundWorker.bgw_function_name. */
 extern PGDLLEXPORT void redshift_fdw_launcher_main(Datum main_arg);
