@@ -141,6 +141,11 @@ RETURNS text
 AS 'MODULE_PATHNAME', 'redshift_fdw_bind_query'
 LANGUAGE C CALLED ON NULL INPUT STABLE;
 
+-- A random advisory-lock key for a binding.
+CREATE FUNCTION redshift_fdw._new_lock_key()
+RETURNS bigint LANGUAGE sql VOLATILE AS
+$$SELECT ('x' || left(md5(gen_random_uuid()::text), 16))::bit(64)::bigint$$;
+
 CREATE TABLE redshift_fdw.capture (
     name text PRIMARY KEY,
     owner regrole NOT NULL DEFAULT current_user::regrole,
@@ -152,7 +157,8 @@ CREATE TABLE redshift_fdw.capture (
     target regclass NOT NULL,
     cursor_columns text[] NOT NULL DEFAULT '{}',
     key_columns text[] NOT NULL DEFAULT '{}',
-    schedule text,                -- NULL: the server's poll option, else 24h
+    schedule text                 -- NULL: the server's poll option, else 24h
+      CHECK (schedule IS NULL OR redshift_fdw.parse_schedule(schedule) IS NOT NULL),
     template text,                -- NULL: the built-in query
     format text NOT NULL DEFAULT 'table' CHECK (format IN ('table', 'document')),
     lookback interval,
@@ -163,9 +169,12 @@ CREATE TABLE redshift_fdw.capture (
     last_rows bigint,
     document_count bigint NOT NULL DEFAULT 0,
     last_error text,
-    consecutive_failures int NOT NULL DEFAULT 0,
+    consecutive_failures int NOT NULL DEFAULT 0 CHECK (consecutive_failures >= 0),
     retry_at timestamptz,         -- after a failed run: when to retry
-    run_requested timestamptz     -- set by run_now()
+    run_requested timestamptz,    -- set by run_now()
+    -- the advisory lock its runs hold: random, and readable only by the
+    -- owner (row-level security), so no other role can take it
+    lock_key bigint NOT NULL DEFAULT redshift_fdw._new_lock_key()
 );
 -- Each role sees and changes only its own bindings (superusers all);
 -- pg_dump keeps them.
@@ -213,10 +222,11 @@ BEGIN
   RETURN b;
 END $$;
 
--- The advisory lock a binding's runs hold, so it never runs twice at once.
-CREATE FUNCTION redshift_fdw._lock_key(kind text, binding text)
-RETURNS bigint LANGUAGE sql IMMUTABLE AS
-$$SELECT hashtextextended('redshift_fdw:' || kind || ':' || binding, 0)$$;
+-- The advisory-lock key of a binding the caller may see (NULL otherwise):
+-- its runs hold it, so it never runs twice at once.
+CREATE FUNCTION redshift_fdw._binding_lock_key(binding text)
+RETURNS bigint LANGUAGE sql STABLE AS
+$$SELECT lock_key FROM redshift_fdw.capture WHERE name = binding$$;
 
 -- The relation a binding reads: its foreign table or its private query table.
 CREATE FUNCTION redshift_fdw._source_rel(b redshift_fdw.capture)
@@ -332,7 +342,7 @@ BEGIN
   -- waits while the scheduler runs this binding (it holds the lock for the
   -- whole run; re-entrant for its own steps); taken before the row lock,
   -- so the two are always taken in the same order
-  PERFORM pg_advisory_xact_lock(redshift_fdw._lock_key('capture', binding));
+  PERFORM pg_advisory_xact_lock(redshift_fdw._binding_lock_key(binding));
   b := redshift_fdw._binding(binding, true);
   src := redshift_fdw._source_rel(b);
   cols := redshift_fdw._columns(src);
@@ -533,7 +543,7 @@ DECLARE
   step record;
   state text; msg text; det text; hnt text;
 BEGIN
-  PERFORM pg_advisory_xact_lock(redshift_fdw._lock_key('capture', binding));
+  PERFORM pg_advisory_xact_lock(redshift_fdw._binding_lock_key(binding));
   PERFORM redshift_fdw._binding(binding, true);
   BEGIN
     step := redshift_fdw._capture_step(binding, 0, started, 0);
@@ -707,6 +717,7 @@ BEGIN
   b.row_id_next := 0;
   b.document_count := 0;
   b.consecutive_failures := 0;
+  b.lock_key := redshift_fdw._new_lock_key();
   RETURN b;
 END $$;
 
@@ -985,8 +996,10 @@ CREATE TABLE redshift_fdw.runs (
 CREATE INDEX runs_binding ON redshift_fdw.runs (kind, binding, id);
 CREATE INDEX runs_running ON redshift_fdw.runs (kind, binding) WHERE status = 'running';
 ALTER TABLE redshift_fdw.runs ENABLE ROW LEVEL SECURITY;
-CREATE POLICY runs_owner ON redshift_fdw.runs
+CREATE POLICY runs_owner ON redshift_fdw.runs FOR SELECT
   USING (pg_has_role(current_user, owner, 'MEMBER'));
+CREATE POLICY runs_owner_delete ON redshift_fdw.runs FOR DELETE
+  USING (pg_has_role(current_user, owner, 'MEMBER') AND status <> 'running');
 GRANT SELECT, DELETE ON redshift_fdw.runs TO PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('redshift_fdw.runs', '');
 SELECT pg_catalog.pg_extension_config_dump('redshift_fdw.runs_id_seq', '');
@@ -1030,11 +1043,11 @@ BEGIN
   IF run.kind = 'capture' THEN
     UPDATE redshift_fdw.capture c
        SET consecutive_failures = CASE run.status WHEN 'succeeded' THEN 0
-                                    WHEN 'failed' THEN c.consecutive_failures + 1
+                                    WHEN 'failed' THEN least(c.consecutive_failures + 1, 1000000)
                                     ELSE c.consecutive_failures END,
            retry_at = CASE run.status WHEN 'succeeded' THEN NULL
                         WHEN 'failed' THEN clock_timestamp() + redshift_fdw._retry_delay(
-                          redshift_fdw._schedule(c), c.consecutive_failures + 1)
+                          redshift_fdw._schedule(c), least(c.consecutive_failures + 1, 1000000))
                         ELSE clock_timestamp() + interval '1 second' END,
            last_polled = CASE WHEN run.status = 'skipped' THEN c.last_polled
                               ELSE coalesce(run.started, c.last_polled) END,
@@ -1062,11 +1075,11 @@ BEGIN
   IF j.run_requested IS NOT NULL AND j.kind = 'capture' THEN
     UPDATE redshift_fdw.capture SET run_requested = NULL WHERE name = j.binding;
   END IF;
-  IF NOT (SELECT rolcanlogin FROM pg_roles WHERE oid = j.owner) THEN
+  IF NOT coalesce((SELECT rolcanlogin FROM pg_roles WHERE oid = j.owner), false) THEN
     UPDATE redshift_fdw.runs
        SET status = 'failed', started = clock_timestamp(), finished = clock_timestamp(),
-           error = format('role %s cannot log in: the scheduler runs a binding as its owner',
-                          j.owner)
+           error = format('role %s cannot log in (or no longer exists): the scheduler '
+                          'runs a binding as its owner', j.owner)
      WHERE id = run.id RETURNING * INTO run;
     PERFORM redshift_fdw._after_run(run);
     RETURN NULL;
@@ -1076,10 +1089,45 @@ END $$;
 REVOKE ALL ON FUNCTION redshift_fdw._open_run(redshift_fdw._jobs) FROM PUBLIC;
 
 -- Claims are made one transaction at a time (the launcher's and the
--- workers'), so a binding is never claimed twice.
+-- workers'), so a binding is never claimed twice: they lock the one row of
+-- a table no other role has any privilege on.
+CREATE TABLE redshift_fdw._claim_token (token int PRIMARY KEY);
+INSERT INTO redshift_fdw._claim_token VALUES (1);
+REVOKE ALL ON redshift_fdw._claim_token FROM PUBLIC;
+
 CREATE FUNCTION redshift_fdw._claim_lock()
 RETURNS void LANGUAGE sql AS
-$$SELECT pg_advisory_xact_lock(hashtextextended('redshift_fdw:claim', 0))$$;
+$$SELECT NULL::void FROM redshift_fdw._claim_token FOR UPDATE$$;
+REVOKE ALL ON FUNCTION redshift_fdw._claim_lock() FROM PUBLIC;
+
+-- Locks a binding's catalog row unless someone holds it (a manual poll,
+-- an open transaction): the scheduler never waits on a user's lock.
+CREATE FUNCTION redshift_fdw._try_lock_binding(kind text, binding text)
+RETURNS bool LANGUAGE plpgsql AS $$
+BEGIN
+  IF kind = 'capture' THEN
+    PERFORM 1 FROM redshift_fdw.capture c WHERE c.name = binding FOR UPDATE SKIP LOCKED;
+    IF FOUND THEN
+      RETURN true;
+    END IF;
+    -- gone (dropped) is fine; present but locked is not
+    RETURN NOT EXISTS (SELECT 1 FROM redshift_fdw.capture c WHERE c.name = binding);
+  END IF;
+  RETURN true;
+END $$;
+REVOKE ALL ON FUNCTION redshift_fdw._try_lock_binding(text, text) FROM PUBLIC;
+
+-- Only the scheduler's workers may take, finish and claim runs.
+CREATE FUNCTION redshift_fdw._require_worker(what text)
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  IF (SELECT backend_type FROM pg_stat_get_activity(pg_backend_pid()))
+     IS DISTINCT FROM 'redshift_fdw worker' THEN
+    RAISE EXCEPTION 'only the redshift_fdw scheduler''s workers may call %', what
+      USING ERRCODE = 'insufficient_privilege',
+            HINT = 'Use redshift_fdw.run_now() to run a binding.';
+  END IF;
+END $$;
 
 -- Due bindings not running now, earliest first (owner: only that role's).
 CREATE FUNCTION redshift_fdw._due_jobs(owner oid DEFAULT NULL)
@@ -1105,14 +1153,20 @@ DECLARE
   j redshift_fdw._jobs;
   run redshift_fdw.runs;
   claimed int := 0;
+  -- a binding locked by a user is looked at again a second later
+  busy_retry timestamptz;
 BEGIN
   PERFORM redshift_fdw._claim_lock();
   FOR j IN SELECT * FROM redshift_fdw._due_jobs() LOOP
     IF j.next_run > clock_timestamp() OR claimed >= slots THEN
       run_id := NULL; owner := NULL; kind := NULL; binding := NULL;
-      next_due := j.next_run;
+      next_due := least(j.next_run, busy_retry);
       RETURN NEXT;
       RETURN;
+    END IF;
+    IF NOT redshift_fdw._try_lock_binding(j.kind, j.binding) THEN
+      busy_retry := clock_timestamp() + interval '1 second';
+      CONTINUE;
     END IF;
     run := redshift_fdw._open_run(j);
     CONTINUE WHEN run.id IS NULL;
@@ -1121,13 +1175,14 @@ BEGIN
     next_due := j.next_run;
     RETURN NEXT;
   END LOOP;
-  run_id := NULL; owner := NULL; kind := NULL; binding := NULL; next_due := NULL;
+  run_id := NULL; owner := NULL; kind := NULL; binding := NULL; next_due := busy_retry;
   RETURN NEXT;
 END $$;
 
 -- A worker that finished a run takes the next due binding of its own
--- role, if any is due now, so that busy schedules do not pay a new
--- process (and connections) per run.  Returns the run's id or NULL.
+-- role, so that busy schedules do not pay a new process (and connections)
+-- per run; not while another role's binding has been due longer (the
+-- launcher then gives that one a worker).  Returns the run's id or NULL.
 CREATE FUNCTION redshift_fdw._claim_next_run()
 RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -1135,9 +1190,11 @@ DECLARE
   run redshift_fdw.runs;
   me oid := (SELECT oid FROM pg_roles WHERE rolname = session_user);
 BEGIN
+  PERFORM redshift_fdw._require_worker('_claim_next_run');
   PERFORM redshift_fdw._claim_lock();
-  FOR j IN SELECT * FROM redshift_fdw._due_jobs(me) LOOP
-    EXIT WHEN j.next_run > clock_timestamp();
+  FOR j IN SELECT * FROM redshift_fdw._due_jobs() LOOP
+    EXIT WHEN j.next_run > clock_timestamp() OR j.owner <> me;
+    CONTINUE WHEN NOT redshift_fdw._try_lock_binding(j.kind, j.binding);
     run := redshift_fdw._open_run(j);
     IF run.id IS NOT NULL THEN
       -- this process owns it from now: if it dies, the launcher reaps it
@@ -1154,6 +1211,7 @@ CREATE FUNCTION redshift_fdw._start_run(run_id bigint,
     OUT kind text, OUT binding text, OUT started timestamptz)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+  PERFORM redshift_fdw._require_worker('_start_run');
   UPDATE redshift_fdw.runs r
      SET pid = pg_backend_pid(), started = clock_timestamp()
    WHERE r.id = run_id AND r.status = 'running'
@@ -1171,6 +1229,7 @@ RETURNS timestamptz LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catal
 DECLARE
   run redshift_fdw.runs;
 BEGIN
+  PERFORM redshift_fdw._require_worker('_finish_run');
   UPDATE redshift_fdw.runs r
      SET status = _finish_run.status, finished = clock_timestamp(),
          rows = _finish_run.rows, bytes = _finish_run.bytes, error = _finish_run.error,
@@ -1186,48 +1245,53 @@ BEGIN
 END $$;
 
 -- The launcher marks failed the runs whose worker is gone: the ones in
--- stopped (workers it saw exit), any whose process no longer exists, any
--- claimed a minute ago that no worker took, and at start every run still
--- marked running (the server restarted).
--- reason, when given, replaces the error recorded.
-CREATE FUNCTION redshift_fdw._reap_runs(stopped bigint[], at_start bool,
-                                        reason text DEFAULT NULL)
+-- stopped (workers it saw exit), any whose process no longer exists, and
+-- any claimed that no worker took (before the server last started, or a
+-- minute ago).  reason, when given, replaces the error recorded.  A
+-- binding whose catalog row a user holds locked is left for a later look.
+CREATE FUNCTION redshift_fdw._reap_runs(stopped bigint[], reason text DEFAULT NULL)
 RETURNS int LANGUAGE plpgsql AS $$
 DECLARE
   run redshift_fdw.runs;
   reaped int := 0;
+  restarted timestamptz := pg_postmaster_start_time();
 BEGIN
   FOR run IN
+    SELECT * FROM redshift_fdw.runs r
+     WHERE r.status = 'running'
+       AND (r.id = ANY (stopped)
+            OR (r.pid IS NULL AND r.started IS NULL
+                AND (r.claimed < restarted OR r.claimed < clock_timestamp() - interval '1 minute'))
+            OR (r.pid IS NOT NULL
+                AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = r.pid)))
+     FOR UPDATE SKIP LOCKED
+  LOOP
+    CONTINUE WHEN NOT redshift_fdw._try_lock_binding(run.kind, run.binding);
     UPDATE redshift_fdw.runs r
        SET status = 'failed', finished = clock_timestamp(), pid = NULL,
            started = coalesce(r.started, clock_timestamp()),
            error = CASE WHEN reason IS NOT NULL THEN reason
-                        WHEN at_start
+                        WHEN coalesce(r.started, r.claimed) < restarted
                         THEN 'the run was interrupted: the server restarted before it finished'
                         ELSE 'the worker exited before finishing the run (it was terminated, '
                              'or crashed: see the server log)' END
-     WHERE r.status = 'running'
-       AND (r.id = ANY (stopped)
-            OR (at_start AND r.pid IS NULL)
-            OR (r.pid IS NULL AND r.started IS NULL
-                AND r.claimed < clock_timestamp() - interval '1 minute')
-            OR (r.pid IS NOT NULL
-                AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = r.pid)))
-    RETURNING r.*
-  LOOP
+     WHERE r.id = run.id
+    RETURNING r.* INTO run;
     PERFORM redshift_fdw._after_run(run);
     reaped := reaped + 1;
   END LOOP;
   RETURN reaped;
 END $$;
-REVOKE ALL ON FUNCTION redshift_fdw._reap_runs(bigint[], bool, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION redshift_fdw._reap_runs(bigint[], text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION redshift_fdw._claim_due_jobs(int) FROM PUBLIC;
 
 -- Forgets finished runs older than the retention.
 CREATE FUNCTION redshift_fdw._prune_runs(retention interval)
 RETURNS bigint LANGUAGE sql AS $$
 WITH gone AS (DELETE FROM redshift_fdw.runs
-               WHERE status <> 'running' AND finished < now() - retention
+               WHERE id IN (SELECT id FROM redshift_fdw.runs
+                             WHERE status <> 'running' AND finished < now() - retention
+                               FOR UPDATE SKIP LOCKED)
               RETURNING 1)
 SELECT count(*) FROM gone
 $$;

@@ -58,16 +58,28 @@ SELECT run_requested IS NULL AS request_consumed FROM redshift_fdw.capture WHERE
 SELECT redshift_fdw.run_now('s2');
 SELECT run_id, next_due <= now() AS due_now FROM redshift_fdw._claim_due_jobs(0);
 -- a run whose worker is gone is failed, and the binding backs off
-SELECT redshift_fdw._reap_runs(ARRAY(SELECT id FROM redshift_fdw.runs WHERE binding = 's1'), false);
+SELECT redshift_fdw._reap_runs(ARRAY(SELECT id FROM redshift_fdw.runs WHERE binding = 's1'));
 SELECT binding, status, error FROM redshift_fdw.runs WHERE binding = 's1';
 SELECT binding, consecutive_failures, last_error IS NOT NULL AS has_error,
        next_run > now() AND next_run <= now() + interval '1.25 seconds' AS retry_in_1s
   FROM redshift_fdw._jobs WHERE binding = 's1';
--- at start every open run is stale (s2 is claimed, its worker never began)
+-- a claim no worker took is reaped after a minute, or at once when it
+-- predates the server's start (s2 is claimed, its worker never began)
 SELECT binding FROM redshift_fdw._claim_due_jobs(1) WHERE run_id IS NOT NULL;
-SELECT redshift_fdw._reap_runs('{}', false) AS not_yet;
-SELECT redshift_fdw._reap_runs('{}', true);
+SELECT redshift_fdw._reap_runs('{}') AS not_yet;
+UPDATE redshift_fdw.runs SET claimed = '2000-01-01' WHERE binding = 's2';
+SELECT redshift_fdw._reap_runs('{}');
 SELECT binding, status, error FROM redshift_fdw.runs WHERE status = 'failed' ORDER BY id;
+-- a schedule that does not parse never reaches the catalog (the launcher
+-- reads every row); the failure count cannot be made negative
+UPDATE redshift_fdw.capture SET schedule = 'bogus' WHERE name = 's1';
+\set VERBOSITY terse
+UPDATE redshift_fdw.capture SET consecutive_failures = -1 WHERE name = 's1';
+\set VERBOSITY default
+-- only the scheduler's workers take, finish and claim runs
+SELECT redshift_fdw._claim_next_run();
+SELECT redshift_fdw._start_run(1);
+SELECT redshift_fdw._finish_run(1, 'succeeded', 0, 0, NULL);
 -- old runs go
 SELECT redshift_fdw._prune_runs('0 seconds') AS pruned;
 SELECT count(*) AS left FROM redshift_fdw.runs;
@@ -80,8 +92,11 @@ SELECT count(*) FROM redshift_fdw.status;
 SELECT count(*) FROM redshift_fdw.runs;
 SELECT redshift_fdw.run_now('s1');
 SELECT * FROM redshift_fdw._claim_due_jobs(1);
-SELECT redshift_fdw._reap_runs('{}', true);
-SELECT redshift_fdw._finish_run(1, 'succeeded', 0, 0, NULL);
+SELECT redshift_fdw._reap_runs('{}');
+SELECT redshift_fdw._claim_lock();
+-- nor take a binding's lock: its key is private to the owner
+SELECT redshift_fdw._binding_lock_key('s1') AS key_seen;
+SELECT count(*) FROM redshift_fdw.capture;
 RESET ROLE;
 
 SELECT redshift_fdw.drop_capture('s1', drop_target => true);

@@ -24,9 +24,11 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
@@ -60,9 +62,11 @@ typedef struct JobRun
 	int64 run_id;
 	char *kind;
 	char *binding;
-	char *started; /* the run's start, as timestamptz text */
-	List *secrets; /* values to redact from errors */
-	bool locked;   /* holds the binding's advisory lock */
+	TimestampTz started; /* the run's start */
+	List *secrets;		 /* values to redact from errors */
+	bool found;			 /* the binding still exists */
+	bool locked;		 /* holds the binding's advisory lock */
+	int64 lock_key;		 /* that lock's key */
 } JobRun;
 
 /* Memory of the current run: what it reads outlives its transactions. */
@@ -224,33 +228,38 @@ step_start_run(JobRun *run, void *state)
 			 1, types, values);
 	run->kind = job_value(1);
 	run->binding = job_value(2);
-	run->started = job_value(3);
 	*taken = run->kind != NULL;
 	if (!*taken)
 		return;
+	{
+		bool isnull;
+
+		run->started = DatumGetTimestampTz(SPI_getbinval(
+			SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+	}
 	if (strcmp(run->kind, "capture") == 0)
 	{
 		Oid qtypes[1] = {TEXTOID};
 		Datum qvalues[1] = {CStringGetTextDatum(run->binding)};
 		char *server;
+		char *key;
+		char *locked;
 
-		job_exec("SELECT server FROM redshift_fdw.capture WHERE name = $1", 1,
-				 qtypes, qvalues);
+		/*
+		 * The binding's advisory lock, held by the session for the run; its
+		 * key is private to the owner, so no other role can take it.
+		 */
+		job_exec("SELECT server, lock_key, pg_try_advisory_lock(lock_key) "
+				 "FROM redshift_fdw.capture WHERE name = $1",
+				 1, qtypes, qvalues);
 		server = job_value(1);
+		key = job_value(2);
+		locked = job_value(3);
+		run->found = server != NULL;
+		run->lock_key = key ? strtoll(key, NULL, 10) : 0;
+		run->locked = locked != NULL && strcmp(locked, "t") == 0;
 		if (server)
 			run->secrets = mapping_secrets(server);
-	}
-	/* the binding's advisory lock, held by the session for the run */
-	{
-		Oid ltypes[2] = {TEXTOID, TEXTOID};
-		Datum lvalues[2] = {CStringGetTextDatum(run->kind),
-							CStringGetTextDatum(run->binding)};
-		char *got;
-
-		job_exec("SELECT pg_try_advisory_lock(redshift_fdw._lock_key($1, $2))",
-				 2, ltypes, lvalues);
-		got = job_value(1);
-		run->locked = got != NULL && strcmp(got, "t") == 0;
 	}
 }
 
@@ -266,15 +275,15 @@ static void
 step_capture_batch(JobRun *run, void *state)
 {
 	CaptureProgress *progress = state;
-	Oid types[4] = {TEXTOID, INT8OID, TEXTOID, INT8OID};
+	Oid types[4] = {TEXTOID, INT8OID, TIMESTAMPTZOID, INT8OID};
 	Datum values[4] = {
 		CStringGetTextDatum(run->binding), Int64GetDatum(JOB_BATCH_ROWS),
-		CStringGetTextDatum(run->started), Int64GetDatum(progress->rows)};
+		TimestampTzGetDatum(run->started), Int64GetDatum(progress->rows)};
 	char *rows;
 	char *more;
 
 	job_exec("SELECT rows_captured, more FROM redshift_fdw._capture_step("
-			 "$1, $2, $3::timestamptz, $4)",
+			 "$1, $2, $3, $4)",
 			 4, types, values);
 	rows = job_value(1);
 	more = job_value(2);
@@ -325,12 +334,10 @@ step_finish_run(JobRun *run, void *state)
 	}
 	if (run->locked)
 	{
-		Oid ltypes[2] = {TEXTOID, TEXTOID};
-		Datum lvalues[2] = {CStringGetTextDatum(run->kind),
-							CStringGetTextDatum(run->binding)};
+		Oid ltypes[1] = {INT8OID};
+		Datum lvalues[1] = {Int64GetDatum(run->lock_key)};
 
-		job_exec("SELECT pg_advisory_unlock(redshift_fdw._lock_key($1, $2))",
-				 2, ltypes, lvalues);
+		job_exec("SELECT pg_advisory_unlock($1)", 1, ltypes, lvalues);
 	}
 	outcome->next_run_id = 0;
 	if (outcome->claim_next)
@@ -373,7 +380,13 @@ run_one(int64 run_id, bool may_claim)
 	pgstat_report_activity(STATE_RUNNING,
 						   psprintf("%s binding %s", run.kind, run.binding));
 
-	if (!run.locked)
+	if (!run.found)
+	{
+		outcome.status = "failed";
+		error = psprintf("%s binding \"%s\" no longer exists", run.kind,
+						 run.binding);
+	}
+	else if (!run.locked)
 	{
 		outcome.status = "skipped";
 		error = psprintf("%s binding \"%s\" is being run by another session",
@@ -436,12 +449,14 @@ void
 redshift_fdw_worker_main(Datum main_arg)
 {
 	JobWorkerArgs args;
-	int64 run_id = DatumGetInt64(main_arg);
+	int64 run_id;
 	TimestampTz born;
 	MemoryContext run_cxt;
 	int runs = 0;
 
 	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
+	run_id = args.run_id;
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(args.database, args.owner, 0);
@@ -459,6 +474,11 @@ redshift_fdw_worker_main(Datum main_arg)
 						 !TimestampDifferenceExceeds(
 							 born, GetCurrentTimestamp(), JOB_MAX_LIFETIME_MS);
 
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
 		run_id = run_one(run_id, may_claim);
 		/* nothing due for this role now: wait a while to be handed a run */
 		if (run_id == 0 && may_claim)

@@ -43,6 +43,8 @@ PG_FUNCTION_INFO_V1(redshift_fdw_wake_scheduler);
 #define LAUNCHER_NO_EXTENSION_SLEEP_MS 10000
 /* How often finished runs past the retention are deleted. */
 #define LAUNCHER_PRUNE_INTERVAL_MS 60000
+/* Longest the launcher waits for a lock a session holds. */
+#define LAUNCHER_LOCK_TIMEOUT "SET LOCAL lock_timeout = '10s'"
 /* Seconds before the postmaster restarts a launcher that exited. */
 #define LAUNCHER_RESTART_SECONDS 5
 
@@ -93,8 +95,6 @@ typedef struct LauncherWorker
 	int64 run_id;
 	BackgroundWorkerHandle *handle;
 } LauncherWorker;
-
-static volatile sig_atomic_t launcher_stop_requested = false;
 
 /* Backend-local: wake the launcher when this transaction commits. */
 static bool wake_at_commit = false;
@@ -409,10 +409,11 @@ redshift_scheduler_worker_wait(long idle_ms)
 		int usecs;
 		bool done;
 
+		bool timed_out = GetCurrentTimestamp() >= until;
+
 		SpinLockAcquire(&scheduler_shared->mutex);
 		run_id = my_slot->assigned_run;
-		done = run_id != 0 || my_slot->exit_requested ||
-			   GetCurrentTimestamp() >= until;
+		done = run_id != 0 || my_slot->exit_requested || timed_out;
 		if (done)
 		{
 			/* leaving: no run can be handed over from here on */
@@ -477,17 +478,6 @@ hand_to_idle_worker(Oid owner, int64 run_id, bool need_place, bool *evicted)
 	return procno >= 0;
 }
 
-/* SIGTERM: finish the current step and exit. */
-static void
-launcher_sigterm(SIGNAL_ARGS)
-{
-	int save_errno = errno;
-
-	launcher_stop_requested = true;
-	SetLatch(MyLatch);
-	errno = save_errno;
-}
-
 /* Clears the shared state when the launcher exits, however it exits. */
 static void
 launcher_detach(int code, Datum arg)
@@ -520,8 +510,9 @@ start_worker(int64 run_id, Oid owner, const char *kind, const char *binding,
 	snprintf(worker.bgw_name, BGW_MAXLEN, "redshift_fdw worker: %s %s", kind,
 			 binding);
 	snprintf(worker.bgw_type, BGW_MAXLEN, "redshift_fdw worker");
-	worker.bgw_main_arg = Int64GetDatum(run_id);
+	worker.bgw_main_arg = (Datum) 0;
 	worker.bgw_notify_pid = MyProcPid;
+	args.run_id = run_id;
 	args.database = MyDatabaseId;
 	args.owner = owner;
 	memcpy(worker.bgw_extra, &args, sizeof(args));
@@ -598,7 +589,7 @@ typedef struct ClaimedRun
  * to sleep, in milliseconds.
  */
 static long
-launcher_iteration(LauncherWorker *workers, int *nworkers, bool at_start,
+launcher_iteration(LauncherWorker *workers, int *nworkers,
 				   TimestampTz *last_prune)
 {
 	char *stopped;
@@ -608,6 +599,7 @@ launcher_iteration(LauncherWorker *workers, int *nworkers, bool at_start,
 	bool have_next = false;
 	long sleep_ms = LAUNCHER_MAX_SLEEP_MS;
 	bool starved = false;
+	TimestampTz wake_at;
 	int free_slots;
 	int i;
 	MemoryContext cxt = CurrentMemoryContext;
@@ -634,13 +626,14 @@ launcher_iteration(LauncherWorker *workers, int *nworkers, bool at_start,
 	}
 	pgstat_report_activity(STATE_RUNNING, "claiming due bindings");
 	SPI_connect();
+	/* never stuck behind a lock: the next look retries */
+	launcher_exec(LAUNCHER_LOCK_TIMEOUT, 0, NULL, NULL);
 	{
-		Oid types[2] = {TEXTOID, BOOLOID};
-		Datum values[2] = {CStringGetTextDatum(stopped),
-						   BoolGetDatum(at_start)};
+		Oid types[1] = {TEXTOID};
+		Datum values[1] = {CStringGetTextDatum(stopped)};
 
-		launcher_exec("SELECT redshift_fdw._reap_runs($1::bigint[], $2)", 2,
-					  types, values);
+		launcher_exec("SELECT redshift_fdw._reap_runs($1::bigint[])", 1, types,
+					  values);
 	}
 	if (TimestampDifferenceExceeds(*last_prune, GetCurrentTimestamp(),
 								   LAUNCHER_PRUNE_INTERVAL_MS))
@@ -661,8 +654,8 @@ launcher_iteration(LauncherWorker *workers, int *nworkers, bool at_start,
 		launcher_exec("SELECT run_id, owner, kind, binding, next_due "
 					  "FROM redshift_fdw._claim_due_jobs($1)",
 					  1, types, values);
-		claimed = MemoryContextAlloc(
-			TopMemoryContext, sizeof(ClaimedRun) * Max(SPI_processed, 1));
+		claimed = MemoryContextAlloc(cxt, sizeof(ClaimedRun) *
+											  Max(SPI_processed, 1));
 		for (row = 0; row < SPI_processed; row++)
 		{
 			HeapTuple tuple = SPI_tuptable->vals[row];
@@ -678,10 +671,10 @@ launcher_iteration(LauncherWorker *workers, int *nworkers, bool at_start,
 				run->run_id = DatumGetInt64(run_id);
 				run->owner =
 					DatumGetObjectId(SPI_getbinval(tuple, desc, 2, &isnull));
-				run->kind = MemoryContextStrdup(TopMemoryContext,
-												SPI_getvalue(tuple, desc, 3));
-				run->binding = MemoryContextStrdup(
-					TopMemoryContext, SPI_getvalue(tuple, desc, 4));
+				run->kind =
+					MemoryContextStrdup(cxt, SPI_getvalue(tuple, desc, 3));
+				run->binding =
+					MemoryContextStrdup(cxt, SPI_getvalue(tuple, desc, 4));
 				continue;
 			}
 			due = SPI_getbinval(tuple, desc, 5, &isnull);
@@ -715,7 +708,8 @@ launcher_iteration(LauncherWorker *workers, int *nworkers, bool at_start,
 		}
 		/* the handle lives until the launcher sees the worker exit */
 		MemoryContextSwitchTo(TopMemoryContext);
-		started = start_worker(claimed[i].run_id, claimed[i].owner,
+		started = *nworkers < max_worker_processes &&
+				  start_worker(claimed[i].run_id, claimed[i].owner,
 							   claimed[i].kind, claimed[i].binding, &handle);
 		MemoryContextSwitchTo(cxt);
 		if (started)
@@ -745,9 +739,9 @@ launcher_iteration(LauncherWorker *workers, int *nworkers, bool at_start,
 			StartTransactionCommand();
 			PushActiveSnapshot(GetTransactionSnapshot());
 			SPI_connect();
-			launcher_exec(
-				"SELECT redshift_fdw._reap_runs($1::bigint[], false, $2)", 2,
-				types, values);
+			launcher_exec(LAUNCHER_LOCK_TIMEOUT, 0, NULL, NULL);
+			launcher_exec("SELECT redshift_fdw._reap_runs($1::bigint[], $2)",
+						  2, types, values);
 			SPI_finish();
 			PopActiveSnapshot();
 			CommitTransactionCommand();
@@ -781,10 +775,10 @@ launcher_iteration(LauncherWorker *workers, int *nworkers, bool at_start,
 			starved = true;
 		}
 	}
+	wake_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), sleep_ms);
 	SpinLockAcquire(&scheduler_shared->mutex);
 	scheduler_shared->launcher_starved = starved;
-	scheduler_shared->launcher_wake_at =
-		TimestampTzPlusMilliseconds(GetCurrentTimestamp(), sleep_ms);
+	scheduler_shared->launcher_wake_at = wake_at;
 	SpinLockRelease(&scheduler_shared->mutex);
 	return sleep_ms;
 }
@@ -799,12 +793,11 @@ redshift_fdw_launcher_main(Datum main_arg)
 {
 	LauncherWorker *workers;
 	int nworkers = 0;
-	bool at_start = true;
 	TimestampTz last_prune = 0;
 	MemoryContext loop_cxt;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, launcher_sigterm);
+	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(redshift_scheduler_database, NULL, 0);
 	pgstat_report_appname("redshift_fdw launcher");
@@ -820,12 +813,12 @@ redshift_fdw_launcher_main(Datum main_arg)
 						 redshift_scheduler_database)));
 
 	/* room for every worker max_workers may ever allow */
-	workers = MemoryContextAllocZero(TopMemoryContext,
-									 sizeof(LauncherWorker) * 1000);
+	workers = MemoryContextAllocZero(
+		TopMemoryContext, sizeof(LauncherWorker) * max_worker_processes);
 	loop_cxt = AllocSetContextCreate(TopMemoryContext, "redshift_fdw launcher",
 									 ALLOCSET_DEFAULT_SIZES);
 
-	while (!launcher_stop_requested)
+	for (;;)
 	{
 		long sleep_ms;
 		MemoryContext oldcxt;
@@ -839,9 +832,7 @@ redshift_fdw_launcher_main(Datum main_arg)
 		oldcxt = MemoryContextSwitchTo(loop_cxt);
 		PG_TRY();
 		{
-			sleep_ms =
-				launcher_iteration(workers, &nworkers, at_start, &last_prune);
-			at_start = false;
+			sleep_ms = launcher_iteration(workers, &nworkers, &last_prune);
 		}
 		PG_CATCH();
 		{
@@ -862,7 +853,4 @@ redshift_fdw_launcher_main(Datum main_arg)
 							 sleep_ms, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
-	ereport(LOG, (errmsg("redshift_fdw scheduler stopping")));
-	/* exit code 1: the postmaster restarts the launcher unless shutting down */
-	proc_exit(1);
 }

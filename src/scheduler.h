@@ -24,9 +24,10 @@ extern char *redshift_scheduler_database;
 extern int redshift_scheduler_max_workers;
 extern int redshift_scheduler_run_retention;
 
-/* What the launcher hands a worker in bgw_extra (bgw_main_arg: run id). */
+/* What the launcher hands a worker in bgw_extra. */
 typedef struct JobWorkerArgs
 {
+	int64 run_id; /* its first run */
 	Oid database; /* where the binding lives */
 	Oid owner;	  /* the role the binding runs as */
 } JobWorkerArgs;

@@ -8,6 +8,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use IPC::Run;
 use FindBin;
 use lib $FindBin::Bin;
 use RsfdwTest;
@@ -239,6 +240,25 @@ wait_for("SELECT last_status = 'failed' FROM redshift_fdw.status WHERE name = 'a
 like(sql("SELECT error FROM redshift_fdw.runs WHERE binding = 'alice_locked' ORDER BY id DESC LIMIT 1"),
 	qr/permission denied for table locked/, 'with a permission error');
 is(sql("SELECT count(*) FROM public.locked"), '0', 'and writes nothing');
+
+# a role holding its binding's catalog row locked delays only that binding:
+# a run is requested for 2 s from now, and alice holds the row for 6 s
+as_role('alice', "SELECT redshift_fdw.disable_capture('alice_cap'); "
+	  . "UPDATE redshift_fdw.capture SET run_requested = now() + interval '2 seconds' "
+	  . "WHERE name = 'alice_cap'");
+my $t0 = sql("SELECT now()");
+my $holder = IPC::Run::start(['psql', '-X', '-q', '-d', $node->connstr('postgres'), '-c',
+	"SET ROLE alice; BEGIN; SELECT 1 FROM redshift_fdw.capture WHERE name = 'alice_cap' FOR UPDATE; "
+	  . "SELECT pg_sleep(6); COMMIT;"]);
+sleep(6);
+$holder->finish;
+is(sql("SELECT count(*) >= 2 FROM redshift_fdw.runs WHERE binding = 'every2s'
+         AND status = 'succeeded' AND started > '$t0'::timestamptz + interval '2 seconds'"),
+	't', 'a user holding a lock on a binding does not stall the scheduler');
+wait_for("SELECT count(*) > 0 FROM redshift_fdw.runs WHERE binding = 'alice_cap'
+           AND status = 'succeeded' AND started > '$t0'::timestamptz + interval '6 seconds'",
+	'and the held binding runs once the lock is released');
+as_role('alice', "SELECT redshift_fdw.enable_capture('alice_cap')");
 
 sql("ALTER ROLE alice NOLOGIN; SELECT redshift_fdw.run_now('alice_cap')");
 wait_for("SELECT error ~ 'cannot log in' FROM redshift_fdw.runs WHERE binding = 'alice_cap'
