@@ -1117,12 +1117,18 @@ BEGIN
 END $$;
 REVOKE ALL ON FUNCTION redshift_fdw._try_lock_binding(text, text) FROM PUBLIC;
 
+-- Whether this process is one of the scheduler's workers (a flag only the
+-- worker's own code sets).
+CREATE FUNCTION redshift_fdw._in_scheduler_worker()
+RETURNS bool
+AS 'MODULE_PATHNAME', 'redshift_fdw_in_scheduler_worker'
+LANGUAGE C STABLE;
+
 -- Only the scheduler's workers may take, finish and claim runs.
 CREATE FUNCTION redshift_fdw._require_worker(what text)
 RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
-  IF (SELECT backend_type FROM pg_stat_get_activity(pg_backend_pid()))
-     IS DISTINCT FROM 'redshift_fdw worker' THEN
+  IF NOT redshift_fdw._in_scheduler_worker() THEN
     RAISE EXCEPTION 'only the redshift_fdw scheduler''s workers may call %', what
       USING ERRCODE = 'insufficient_privilege',
             HINT = 'Use redshift_fdw.run_now() to run a binding.';

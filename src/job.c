@@ -69,6 +69,11 @@ typedef struct JobRun
 	int64 lock_key;		 /* that lock's key */
 } JobRun;
 
+PG_FUNCTION_INFO_V1(redshift_fdw_in_scheduler_worker);
+
+/* Set in the scheduler's workers only. */
+static bool in_scheduler_worker = false;
+
 /* Memory of the current run: what it reads outlives its transactions. */
 static MemoryContext run_memory = NULL;
 
@@ -438,7 +443,18 @@ run_one(int64 run_id, bool may_claim)
 }
 
 /*
- * The worker: run id in main_arg, database and owner in bgw_extra.  After
+ * redshift_fdw._in_scheduler_worker(): whether this process is a scheduler
+ * worker, so that the functions that take, finish and claim runs refuse
+ * everyone else.  A session cannot set this.
+ */
+Datum
+redshift_fdw_in_scheduler_worker(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(in_scheduler_worker);
+}
+
+/*
+ * The worker: run id, database and owner in bgw_extra.  After
  * its run it takes the next binding of the same role that is due, if any
  * (up to JOB_MAX_RUNS runs or JOB_MAX_LIFETIME_MS, then it leaves the
  * launcher to start a fresh one), and exits when none is due.  SIGTERM
@@ -456,6 +472,7 @@ redshift_fdw_worker_main(Datum main_arg)
 
 	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
 	run_id = args.run_id;
+	in_scheduler_worker = true;
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
