@@ -102,6 +102,24 @@ job_value(int column)
 	return value ? MemoryContextStrdup(run_memory, value) : NULL;
 }
 
+/* Column n of the first result row as a boolean (false when NULL). */
+static bool
+job_value_bool(int column)
+{
+	char *value = job_value(column);
+
+	return value != NULL && strcmp(value, "t") == 0;
+}
+
+/* Column n of the first result row as a bigint (0 when NULL). */
+static int64
+job_value_int64(int column)
+{
+	char *value = job_value(column);
+
+	return value ? strtoll(value, NULL, 10) : 0;
+}
+
 /*
  * One error as it is recorded: message, detail and hint, secrets
  * redacted.
@@ -247,8 +265,6 @@ step_start_run(JobRun *run, void *state)
 		Oid qtypes[1] = {TEXTOID};
 		Datum qvalues[1] = {CStringGetTextDatum(run->binding)};
 		char *server;
-		char *key;
-		char *locked;
 
 		/*
 		 * The binding's advisory lock, held by the session for the run; its
@@ -258,11 +274,9 @@ step_start_run(JobRun *run, void *state)
 				 "FROM redshift_fdw.capture WHERE name = $1",
 				 1, qtypes, qvalues);
 		server = job_value(1);
-		key = job_value(2);
-		locked = job_value(3);
 		run->found = server != NULL;
-		run->lock_key = key ? strtoll(key, NULL, 10) : 0;
-		run->locked = locked != NULL && strcmp(locked, "t") == 0;
+		run->lock_key = job_value_int64(2);
+		run->locked = job_value_bool(3);
 		if (server)
 			run->secrets = mapping_secrets(server);
 	}
@@ -284,16 +298,12 @@ step_capture_batch(JobRun *run, void *state)
 	Datum values[4] = {
 		CStringGetTextDatum(run->binding), Int64GetDatum(JOB_BATCH_ROWS),
 		TimestampTzGetDatum(run->started), Int64GetDatum(progress->rows)};
-	char *rows;
-	char *more;
 
 	job_exec("SELECT rows_captured, more FROM redshift_fdw._capture_step("
 			 "$1, $2, $3, $4)",
 			 4, types, values);
-	rows = job_value(1);
-	more = job_value(2);
-	progress->rows += rows ? strtoll(rows, NULL, 10) : 0;
-	progress->more = more != NULL && strcmp(more, "t") == 0;
+	progress->rows += job_value_int64(1);
+	progress->more = job_value_bool(2);
 }
 
 /* The outcome of a run, for step_finish_run. */
@@ -347,11 +357,8 @@ step_finish_run(JobRun *run, void *state)
 	outcome->next_run_id = 0;
 	if (outcome->claim_next)
 	{
-		char *next;
-
 		job_exec("SELECT redshift_fdw._claim_next_run()", 0, NULL, NULL);
-		next = job_value(1);
-		outcome->next_run_id = next ? strtoll(next, NULL, 10) : 0;
+		outcome->next_run_id = job_value_int64(1);
 	}
 }
 

@@ -171,6 +171,23 @@ scheduler_shmem_startup(void)
 }
 
 /*
+ * What the launcher and the workers have in common: a database connection,
+ * started once recovery is over, from this library.
+ */
+static void
+describe_worker(BackgroundWorker *worker, const char *function,
+				int restart_time)
+{
+	memset(worker, 0, sizeof(*worker));
+	worker->bgw_flags =
+		BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker->bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker->bgw_restart_time = restart_time;
+	snprintf(worker->bgw_library_name, BGW_MAXLEN, "redshift_fdw");
+	snprintf(worker->bgw_function_name, BGW_MAXLEN, "%s", function);
+}
+
+/*
  * Registers the launcher and the shared-memory hooks.  Only possible
  * while shared_preload_libraries is being processed.
  */
@@ -184,14 +201,8 @@ redshift_scheduler_register(void)
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = scheduler_shmem_startup;
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags =
-		BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = LAUNCHER_RESTART_SECONDS;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "redshift_fdw");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN,
-			 "redshift_fdw_launcher_main");
+	describe_worker(&worker, "redshift_fdw_launcher_main",
+					LAUNCHER_RESTART_SECONDS);
 	snprintf(worker.bgw_name, BGW_MAXLEN, "redshift_fdw launcher");
 	snprintf(worker.bgw_type, BGW_MAXLEN, "redshift_fdw launcher");
 	RegisterBackgroundWorker(&worker);
@@ -500,13 +511,7 @@ start_worker(int64 run_id, Oid owner, const char *kind, const char *binding,
 	BackgroundWorker worker;
 	JobWorkerArgs args;
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags =
-		BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = BGW_NEVER_RESTART;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "redshift_fdw");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "redshift_fdw_worker_main");
+	describe_worker(&worker, "redshift_fdw_worker_main", BGW_NEVER_RESTART);
 	snprintf(worker.bgw_name, BGW_MAXLEN, "redshift_fdw worker: %s %s", kind,
 			 binding);
 	snprintf(worker.bgw_type, BGW_MAXLEN, "redshift_fdw worker");

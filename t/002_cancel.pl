@@ -23,11 +23,7 @@ $node->init;
 $node->append_conf('postgresql.conf', "log_statement = 'none'");
 $node->start;
 $node->safe_psql('postgres', qq{
-CREATE EXTENSION redshift_fdw;
-CREATE SERVER rs FOREIGN DATA WRAPPER redshift_fdw
-  OPTIONS (host '$ENV{RS_HOST}', port '$ENV{RS_PORT}', dbname '$ENV{RS_DB}');
-CREATE USER MAPPING FOR CURRENT_USER SERVER rs
-  OPTIONS (user '$ENV{RS_USER}', password '$ENV{RS_PASSWORD}');
+@{[ create_rs_server() ]}
 CREATE FOREIGN TABLE stall (x int) SERVER rs
   OPTIONS (query 'SELECT 1 AS x WHERE ''stall_tap'' <> ''''');
 CREATE FOREIGN TABLE quick (x int) SERVER rs OPTIONS (query 'SELECT 2 AS x');

@@ -26,11 +26,7 @@ remote_sql(
 	  . "INSERT INTO cap_tap.big SELECT g, '2024-01-01'::timestamp + g * interval '1 second', "
 	  . "'row ' || g FROM generate_series(1, 3000) g");
 sql(qq{
-CREATE EXTENSION redshift_fdw;
-CREATE SERVER rs FOREIGN DATA WRAPPER redshift_fdw
-  OPTIONS (host '$ENV{RS_HOST}', port '$ENV{RS_PORT}', dbname '$ENV{RS_DB}');
-CREATE USER MAPPING FOR CURRENT_USER SERVER rs
-  OPTIONS (user '$ENV{RS_USER}', password '$ENV{RS_PASSWORD}');
+@{[ create_rs_server() ]}
 CREATE SCHEMA src;
 IMPORT FOREIGN SCHEMA cap_tap FROM SERVER rs INTO src;
 SELECT name FROM redshift_fdw.create_capture('batched', 'src.big', target => 'batched',

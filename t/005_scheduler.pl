@@ -47,11 +47,7 @@ remote_sql(
 	  . "INSERT INTO sched_tap.slow SELECT g, '2024-01-01'::timestamp + g * interval '1 second', "
 	  . "'row ' || g FROM generate_series(1, 1000) g");
 sql(qq{
-CREATE EXTENSION redshift_fdw;
-CREATE SERVER rs FOREIGN DATA WRAPPER redshift_fdw
-  OPTIONS (host '$ENV{RS_HOST}', port '$ENV{RS_PORT}', dbname '$ENV{RS_DB}');
-CREATE USER MAPPING FOR CURRENT_USER SERVER rs
-  OPTIONS (user '$ENV{RS_USER}', password '$ENV{RS_PASSWORD}');
+@{[ create_rs_server() ]}
 CREATE SERVER dead FOREIGN DATA WRAPPER redshift_fdw
   OPTIONS (host '127.0.0.1', port '$closed_port', dbname 'dev', connect_timeout '2');
 CREATE USER MAPPING FOR CURRENT_USER SERVER dead
@@ -284,13 +280,10 @@ unlike($log, qr/TRAP|server process .* was terminated by signal/, 'no crash');
 # --- without shared_preload_libraries the scheduler is off ------------------------
 my $plain = PostgreSQL::Test::Cluster->new('plain');
 $plain->init;
+$plain->append_conf('postgresql.conf', "log_statement = 'none'");
 $plain->start;
 $plain->safe_psql('postgres', qq{
-CREATE EXTENSION redshift_fdw;
-CREATE SERVER rs FOREIGN DATA WRAPPER redshift_fdw
-  OPTIONS (host '$ENV{RS_HOST}', port '$ENV{RS_PORT}', dbname '$ENV{RS_DB}');
-CREATE USER MAPPING FOR CURRENT_USER SERVER rs
-  OPTIONS (user '$ENV{RS_USER}', password '$ENV{RS_PASSWORD}');
+@{[ create_rs_server() ]}
 CREATE SCHEMA src;
 IMPORT FOREIGN SCHEMA sched_tap LIMIT TO (ticks) FROM SERVER rs INTO src;
 SELECT name FROM redshift_fdw.create_capture('t', 'src.ticks', target => 'ticks');

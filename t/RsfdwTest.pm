@@ -8,7 +8,7 @@ use warnings;
 use Exporter 'import';
 use PostgreSQL::Test::Utils;
 
-our @EXPORT = qw(set_faults remote_sql sql_error);
+our @EXPORT = qw(set_faults remote_sql sql_error create_rs_server);
 
 # Replace the fault rules (atomically, as the readers expect).
 sub set_faults
@@ -34,6 +34,20 @@ sub remote_sql
 		'-c', $sql ]);
 	die "remote SQL failed: $err" if $err =~ /ERROR/;
 	return $out;
+}
+
+# SQL that creates the extension, server "rs" on the simulator and the
+# current user's mapping.  Nodes running it need log_statement = 'none': it
+# carries the test password, and run-tests checks that no log holds it.
+sub create_rs_server
+{
+	return qq{
+CREATE EXTENSION redshift_fdw;
+CREATE SERVER rs FOREIGN DATA WRAPPER redshift_fdw
+  OPTIONS (host '$ENV{RS_HOST}', port '$ENV{RS_PORT}', dbname '$ENV{RS_DB}');
+CREATE USER MAPPING FOR CURRENT_USER SERVER rs
+  OPTIONS (user '$ENV{RS_USER}', password '$ENV{RS_PASSWORD}');
+};
 }
 
 # The error output of a statement on a node, or '' when it succeeded.
