@@ -201,6 +201,7 @@ GRANT SELECT ON src.ticks TO alice, bob;
 CREATE USER MAPPING FOR alice SERVER rs OPTIONS (user '$ENV{RS_USER}', password '$ENV{RS_PASSWORD}');
 CREATE USER MAPPING FOR bob SERVER rs OPTIONS (user '$ENV{RS_USER}', password '$ENV{RS_PASSWORD}');
 CREATE SCHEMA alice AUTHORIZATION alice;
+CREATE SCHEMA bob AUTHORIZATION bob;
 CREATE TABLE public.locked (LIKE src.ticks, _row_id bigint PRIMARY KEY);
 GRANT SELECT ON public.locked TO alice;
 });
@@ -261,6 +262,31 @@ wait_for("SELECT error ~ 'cannot log in' FROM redshift_fdw.runs WHERE binding = 
           ORDER BY id DESC LIMIT 1",
 	'an owner that cannot log in fails the run with a clear error');
 sql("ALTER ROLE alice LOGIN");
+
+# --- one worker for two roles: an idle worker of one role makes room -----------
+sql("ALTER SYSTEM SET redshift_fdw.max_workers = 1; SELECT pg_reload_conf()");
+sql("SELECT redshift_fdw.disable_capture(name) FROM redshift_fdw.capture
+      WHERE name NOT IN ('alice_cap')");
+as_role('alice', "SELECT redshift_fdw.alter_capture('alice_cap', schedule => '1s')");
+as_role('bob', "SELECT name FROM redshift_fdw.create_capture('bob_cap', 'src.ticks', "
+	  . "target => 'bob.ticks', schedule => '1s')");
+my $t1 = sql("SELECT now()");
+sleep(8);
+is(sql("SELECT string_agg(binding || ':' || (count >= 3), ',' ORDER BY binding)
+          FROM (SELECT binding, count(*) FROM redshift_fdw.runs
+                 WHERE binding IN ('alice_cap', 'bob_cap') AND status = 'succeeded'
+                   AND started > '$t1' GROUP BY binding) r"),
+	'alice_cap:true,bob_cap:true', 'with max_workers = 1, bindings of two roles both keep running');
+is(sql("SELECT count(*) FROM redshift_fdw.runs a JOIN redshift_fdw.runs b
+           ON a.binding = 'alice_cap' AND b.binding = 'bob_cap'
+          AND a.started > '$t1' AND b.started > '$t1'
+          AND a.started < b.finished AND b.started < a.finished"),
+	'0', 'one run at a time');
+as_role('bob', "SELECT redshift_fdw.drop_capture('bob_cap', drop_target => true)");
+as_role('alice', "SELECT redshift_fdw.alter_capture('alice_cap', schedule => '2s')");
+sql("ALTER SYSTEM SET redshift_fdw.max_workers = 4; SELECT pg_reload_conf()");
+sql("SELECT redshift_fdw.enable_capture(name) FROM redshift_fdw.capture
+      WHERE name IN ('every2s')");
 
 # --- the launcher's own lifecycle ---------------------------------------------
 my $launcher = sql("SELECT pid FROM redshift_fdw.scheduler()");
