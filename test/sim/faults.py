@@ -7,6 +7,9 @@ change, so "the Nth commit" counts from the moment the rule was written.
 Kinds handled by the simulator:
     commit_1023      table, nth=1, count=1
     drop_connection  after_rows | after_bytes, count=1, match=None
+                     (rows and bytes sent to the client); during="copy",
+                     after_bytes=0: COPY data fed to the backend; at="commit",
+                     table=None, nth=1: the commit succeeds, its reply is lost
     delay            match (regex), seconds, count=None (unlimited)
 The S3 gate handles kind s3_error (see test/s3/README.md).
 """

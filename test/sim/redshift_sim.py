@@ -397,6 +397,8 @@ class Session:
         received the configured number of rows or bytes."""
         rules = self.config.faults.rules("drop_connection")
         for key, rule in rules:
+            if rule.get("during") or rule.get("at"):
+                continue  # COPY data and commits are counted elsewhere
             state = self.drop_state.setdefault(
                 key, [rule.get("match") is None, 0, 0])
             if not state[0]:
@@ -409,13 +411,35 @@ class Session:
             if (over_rows or over_bytes) and self.config.faults.fires(
                     key, {"nth": 1, "count": rule.get("count", 1)}):
                 self.flush()
-                log.info("drop_connection fault fired")
-                try:
-                    self.backend.shutdown(socket.SHUT_RDWR)
-                    self.client.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                raise DropConnection()
+                self.drop_now()
+
+    def drop_now(self):
+        """Close both connections at once (a drop_connection fault)."""
+        log.info("drop_connection fault fired")
+        try:
+            self.backend.shutdown(socket.SHUT_RDWR)
+            self.client.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        raise DropConnection()
+
+    def count_copy_bytes(self, size):
+        """drop_connection faults with during=copy: close both connections
+        once a COPY has fed the backend after_bytes of data (the load is
+        then rolled back by the backend, as a dropped Redshift session's
+        would be)."""
+        for key, rule in self.config.faults.rules("drop_connection"):
+            if rule.get("during") != "copy":
+                continue
+            state = self.drop_state.setdefault(
+                key, [rule.get("match") is None, 0, 0])
+            if not state[0]:
+                continue
+            state[2] += size
+            if state[2] > rule.get("after_bytes", 0) and \
+                    self.config.faults.fires(
+                        key, {"nth": 1, "count": rule.get("count", 1)}):
+                self.drop_now()
 
     def arm_drop_rules(self, text):
         for key, rule in self.config.faults.rules("drop_connection"):
@@ -475,12 +499,20 @@ class Session:
         is_commit = stmt.keyword in ("COMMIT", "END") or (
             not in_block and stmt.keyword not in (
                 "BEGIN", "START", "ROLLBACK", "ABORT"))
+        stmt.drop_after_commit = False
         if is_commit:
             touched = tables | stmt.tables
             for key, rule in self.config.faults.rules("commit_1023"):
                 if rule.get("table", "").lower() in touched and \
                         self.config.faults.fires(key, rule):
                     stmt.fail_1023 = rule["table"].lower()
+                    break
+            for key, rule in self.config.faults.rules("drop_connection"):
+                if rule.get("at") == "commit" and (
+                        not rule.get("table")
+                        or rule["table"].lower() in touched) and \
+                        self.config.faults.fires(key, rule):
+                    stmt.drop_after_commit = True
                     break
 
     def on_query(self, sql):
@@ -504,6 +536,7 @@ class Session:
                 break
         stepwise = any(s.action in ("copy", "unload") or
                        getattr(s, "delay", 0) or getattr(s, "fail_1023", None)
+                       or getattr(s, "drop_after_commit", False)
                        for s in stmts)
         if not stepwise:
             parts = []
@@ -554,6 +587,13 @@ class Session:
                 detail="Serializable isolation violation on table - 100167, "
                 "transactions forming the cycle are: 1234, 1235 (pid:4242)"
                 " [simulated for table %s]" % stmt.fail_1023)), relay=True)
+            return False
+        if getattr(stmt, "drop_after_commit", False):
+            # the commit happens; its reply never reaches the client
+            res = self.backend_query(stmt.text)
+            if res.error is None:
+                self.drop_now()
+            self.out.append(pgwire.build_error(res.error))
             return False
         if stmt.action == "copy":
             return s3load.run_copy(self, stmt)
@@ -639,6 +679,7 @@ class Session:
         aborts the COPY with its message."""
         try:
             for chunk in chunks or ():
+                self.count_copy_bytes(len(chunk))
                 pgwire.send_all(self.backend, pgwire.message("d", chunk))
         except SimError as err:
             pgwire.send_all(self.backend, pgwire.message(

@@ -353,6 +353,48 @@ class T07Faults(SimTestCase):
             table, BUCKET, key, keys_clause()), "XX000")
         self.assertIn("SlowDown", str(err))
 
+    def test_drop_during_copy(self):
+        # the connection drops while COPY data flows: nothing is loaded
+        table = unique("fdc")
+        self.cur.execute("CREATE TABLE %s (a int, b varchar(20))" % table)
+        key = "faults/%s.csv" % table
+        s3().put_object(Bucket=BUCKET, Key=key, Body=b"".join(
+            b"%d,row %d\n" % (i, i) for i in range(20000)))
+        set_faults({"kind": "drop_connection", "during": "copy",
+                    "after_bytes": 50000})
+        with self.assertRaises(psycopg2.OperationalError):
+            self.cur.execute("COPY %s FROM 's3://%s/%s' %s CSV" % (
+                table, BUCKET, key, keys_clause()))
+        conn = connect()  # count=1: the next COPY goes through
+        cur = conn.cursor()
+        self.assertEqual(self.scalar("SELECT count(*) FROM %s" % table, cur),
+                         0)
+        cur.execute("COPY %s FROM 's3://%s/%s' %s CSV" % (
+            table, BUCKET, key, keys_clause()))
+        self.assertEqual(self.scalar("SELECT count(*) FROM %s" % table, cur),
+                         20000)
+        conn.close()
+
+    def test_drop_at_commit(self):
+        # the commit happens, but its reply is lost: an ambiguous commit
+        table = unique("fac")
+        self.cur.execute("CREATE TABLE %s (a int)" % table)
+        set_faults({"kind": "drop_connection", "at": "commit",
+                    "table": table})
+        self.cur.execute("BEGIN")
+        self.cur.execute("INSERT INTO %s VALUES (1)" % table)
+        with self.assertRaises(psycopg2.OperationalError):
+            self.cur.execute("COMMIT")
+        conn = connect()
+        cur = conn.cursor()
+        self.assertEqual(self.scalar("SELECT count(*) FROM %s" % table, cur),
+                         1)
+        # count=1: later commits answer normally
+        cur.execute("INSERT INTO %s VALUES (2)" % table)
+        self.assertEqual(self.scalar("SELECT count(*) FROM %s" % table, cur),
+                         2)
+        conn.close()
+
 
 # ------------------------------------------------------------------ item 8
 class T08Cursors(SimTestCase):
