@@ -930,22 +930,6 @@ BEGIN
   remote_sql := plan -> 0 -> 'Plan' ->> 'Remote SQL';
 END $$;
 
-CREATE VIEW redshift_fdw.captures WITH (security_invoker = true) AS
-SELECT c.name,
-       coalesce(c.source::text, format('query on server %s', s.srvname)) AS source,
-       c.target,
-       c.cursor_columns AS cursor,
-       to_jsonb(c.cursor_state) AS cursor_values,
-       redshift_fdw._schedule(c) AS schedule,
-       c.format,
-       c.enabled,
-       c.last_polled,
-       redshift_fdw.next_poll(redshift_fdw._schedule(c), c.last_polled) AS next_poll,
-       c.last_rows AS rows_last_poll,
-       c.document_count AS documents_total,
-       c.last_error
-  FROM redshift_fdw.capture c JOIN pg_foreign_server s ON s.srvname = c.server;
-GRANT SELECT ON redshift_fdw.captures TO PUBLIC;
 
 -- ======================================================================
 -- Scheduler: a launcher (background worker, with shared_preload_libraries)
@@ -1350,6 +1334,27 @@ SELECT j.kind, j.binding AS name, j.schedule, j.enabled,
                         AND x.status = 'succeeded'
                       ORDER BY x.id DESC LIMIT 1) ok ON true;
 GRANT SELECT ON redshift_fdw.status TO PUBLIC;
+
+-- The capture bindings, as a person reads them.  next_poll is the
+-- scheduler's: a retry after a failure or a run_now() request counts;
+-- NULL when disabled.
+CREATE VIEW redshift_fdw.captures WITH (security_invoker = true) AS
+SELECT c.name,
+       coalesce(c.source::text, format('query on server %s', s.srvname)) AS source,
+       c.target,
+       c.cursor_columns AS cursor,
+       to_jsonb(c.cursor_state) AS cursor_values,
+       redshift_fdw._schedule(c) AS schedule,
+       c.format,
+       c.enabled,
+       c.last_polled,
+       CASE WHEN j.next_run IS NOT NULL THEN greatest(j.next_run, now()) END AS next_poll,
+       c.last_rows AS rows_last_poll,
+       c.document_count AS documents_total,
+       c.last_error
+  FROM redshift_fdw.capture c JOIN pg_foreign_server s ON s.srvname = c.server
+  JOIN redshift_fdw._jobs j ON j.kind = 'capture' AND j.binding = c.name;
+GRANT SELECT ON redshift_fdw.captures TO PUBLIC;
 
 -- A new extension (or a new version of it) is news to a running launcher.
 SELECT redshift_fdw._wake_scheduler();
