@@ -485,6 +485,13 @@ class Session:
         elif stmt.cursor and stmt.cursor[0] == "close":
             if stmt.cursor[1] == self.open_cursor:
                 self.open_cursor = None
+        if in_block and getattr(stmt, "alter_column_type", False):
+            stmt.action = "reject"
+            stmt.error = SimError(
+                "25001", "ALTER TABLE ALTER COLUMN cannot run inside a "
+                "transaction block",
+                hint="Run it on its own, outside BEGIN ... END.")
+            return
         if stmt.setting and stmt.setting[0] == \
                 "enable_case_sensitive_identifier":
             self.case_sensitive = stmt.setting[1]

@@ -397,6 +397,18 @@ def check_ddl(words):
                                % tok.text.lower())
 
 
+def alters_column_type(upper):
+    """ALTER TABLE ... ALTER [COLUMN] c TYPE ...: Redshift cannot run it
+    inside a transaction block (the session rule checks that)."""
+    if upper[:2] != ["ALTER", "TABLE"]:
+        return False
+    for i in range(2, len(upper) - 2):
+        if upper[i] == "ALTER" and (
+                "TYPE" in upper[i + 1:i + 4]):
+            return True
+    return False
+
+
 def check_merge(words):
     """MERGE only in Redshift's shape: source a table, exactly one WHEN
     MATCHED and one WHEN NOT MATCHED clause, no extra AND conditions."""
@@ -523,6 +535,7 @@ def classify(tokens, case_sensitive=False):
             check_merge(words)
         if first in ("CREATE", "ALTER"):
             check_ddl(words)
+        stmt.alter_column_type = alters_column_type(upper)
         if first == "CREATE" and "VIEW" in upper[:4]:
             rewrite_late_binding_view(tokens, words)
         if first in ("SET", "RESET", "SHOW"):

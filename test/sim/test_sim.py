@@ -271,6 +271,17 @@ class T06Transactions(SimTestCase):
         self.assertSqlError("ROLLBACK TO SAVEPOINT a", "0A000")
         self.conn.rollback()
 
+    def test_alter_column_type_outside_blocks_only(self):
+        table = unique("act")
+        self.cur.execute("CREATE TABLE %s (v varchar(5))" % table)
+        self.cur.execute("BEGIN")
+        self.assertSqlError("ALTER TABLE %s ALTER COLUMN v TYPE varchar(50)"
+                            % table, "25001", "transaction block")
+        self.cur.execute("ROLLBACK")
+        self.cur.execute("ALTER TABLE %s ALTER COLUMN v TYPE varchar(50)"
+                         % table)
+        self.cur.execute("INSERT INTO %s VALUES (repeat('x', 40))" % table)
+
 
 # ------------------------------------------------------------------ item 7
 class T07Faults(SimTestCase):
