@@ -524,21 +524,27 @@ start_worker(int64 run_id, Oid owner, const char *kind, const char *binding,
 	return RegisterDynamicBackgroundWorker(&worker, handle);
 }
 
-/* Workers of the pool waiting for a run. */
-static int
-count_idle_workers(void)
+/* Workers of the pool waiting for a run, and those running one. */
+static void
+count_pool_workers(int *idle, int *busy)
 {
 	int i;
-	int idle = 0;
 
+	*idle = 0;
+	*busy = 0;
 	SpinLockAcquire(&scheduler_shared->mutex);
 	for (i = 0; i < scheduler_shared->nslots; i++)
-		if (scheduler_shared->slots[i].pid != 0 &&
-			scheduler_shared->slots[i].idle &&
-			!scheduler_shared->slots[i].exit_requested)
-			idle++;
+	{
+		WorkerSlot *slot = &scheduler_shared->slots[i];
+
+		if (slot->pid == 0)
+			continue;
+		if (slot->idle && !slot->exit_requested)
+			(*idle)++;
+		else if (!slot->idle)
+			(*busy)++;
+	}
 	SpinLockRelease(&scheduler_shared->mutex);
-	return idle;
 }
 
 /* The runs of workers that have exited since the last look, as SQL text. */
@@ -606,6 +612,8 @@ launcher_iteration(LauncherWorker *workers, int *nworkers,
 	bool starved = false;
 	TimestampTz wake_at;
 	int free_slots;
+	int idle;
+	int busy;
 	int i;
 	MemoryContext cxt = CurrentMemoryContext;
 
@@ -615,9 +623,17 @@ launcher_iteration(LauncherWorker *workers, int *nworkers,
 	SpinLockRelease(&scheduler_shared->mutex);
 
 	stopped = collect_stopped_workers(workers, nworkers);
-	/* idle workers take runs too (their own role's; others make room) */
-	free_slots = Max(redshift_scheduler_max_workers - *nworkers, 0) +
-				 count_idle_workers();
+	/*
+	 * Runs that may start now: max_workers less the workers busy with a
+	 * run (idle ones take runs of their role, or make room for another's).
+	 * Busy ones are counted in the pool and among the workers this
+	 * launcher started (some may not have joined the pool yet); idle ones
+	 * beyond max_workers (it was lowered) never add room.
+	 */
+	count_pool_workers(&idle, &busy);
+	free_slots = Max(redshift_scheduler_max_workers -
+						 Max(Max(*nworkers - idle, 0), busy),
+					 0);
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
