@@ -75,7 +75,7 @@ typedef struct SchedulerShared
 	pid_t launcher_pid;	   /* 0: not running */
 	int launcher_procno;   /* its PGPROC, for its latch; -1: none */
 	Oid database;		   /* the database it serves */
-	int running_workers;   /* workers it has started that are still alive */
+	int max_workers;	   /* its redshift_fdw.max_workers, as last loaded */
 	bool launcher_starved; /* due runs wait for a worker to be free */
 	TimestampTz launcher_wake_at; /* when it next looks unless woken */
 	int nslots;					  /* max_worker_processes */
@@ -162,7 +162,7 @@ scheduler_shmem_startup(void)
 		scheduler_shared->launcher_pid = 0;
 		scheduler_shared->launcher_procno = -1;
 		scheduler_shared->database = InvalidOid;
-		scheduler_shared->running_workers = 0;
+		scheduler_shared->max_workers = 0;
 		scheduler_shared->nslots = max_worker_processes;
 		memset(scheduler_shared->slots, 0,
 			   sizeof(WorkerSlot) * max_worker_processes);
@@ -276,6 +276,7 @@ redshift_fdw_scheduler_state(PG_FUNCTION_ARGS)
 	bool nulls[5] = {false, false, false, false, false};
 	pid_t pid = 0;
 	Oid database = InvalidOid;
+	int max_workers = redshift_scheduler_max_workers;
 	const char *state;
 	const char *hint = NULL;
 
@@ -286,6 +287,8 @@ redshift_fdw_scheduler_state(PG_FUNCTION_ARGS)
 		SpinLockAcquire(&scheduler_shared->mutex);
 		pid = scheduler_shared->launcher_pid;
 		database = scheduler_shared->database;
+		if (pid != 0)
+			max_workers = scheduler_shared->max_workers;
 		SpinLockRelease(&scheduler_shared->mutex);
 	}
 	if (scheduler_shared == NULL)
@@ -320,7 +323,7 @@ redshift_fdw_scheduler_state(PG_FUNCTION_ARGS)
 	if (redshift_scheduler_database)
 		values[2] = CStringGetTextDatum(redshift_scheduler_database);
 	nulls[2] = redshift_scheduler_database == NULL;
-	values[3] = Int32GetDatum(redshift_scheduler_max_workers);
+	values[3] = Int32GetDatum(max_workers);
 	values[4] = hint ? CStringGetTextDatum(hint) : (Datum) 0;
 	nulls[4] = hint == NULL;
 	PG_RETURN_DATUM(
@@ -496,7 +499,7 @@ launcher_detach(int code, Datum arg)
 	SpinLockAcquire(&scheduler_shared->mutex);
 	scheduler_shared->launcher_pid = 0;
 	scheduler_shared->launcher_procno = -1;
-	scheduler_shared->running_workers = 0;
+	scheduler_shared->max_workers = 0;
 	SpinLockRelease(&scheduler_shared->mutex);
 }
 
@@ -773,10 +776,6 @@ launcher_iteration(LauncherWorker *workers, int *nworkers,
 	}
 	pfree(claimed);
 
-	SpinLockAcquire(&scheduler_shared->mutex);
-	scheduler_shared->running_workers = *nworkers;
-	SpinLockRelease(&scheduler_shared->mutex);
-
 	if (have_next)
 	{
 		long secs;
@@ -827,7 +826,7 @@ redshift_fdw_launcher_main(Datum main_arg)
 	scheduler_shared->launcher_pid = MyProcPid;
 	scheduler_shared->launcher_procno = MyProc->pgprocno;
 	scheduler_shared->database = MyDatabaseId;
-	scheduler_shared->running_workers = 0;
+	scheduler_shared->max_workers = redshift_scheduler_max_workers;
 	SpinLockRelease(&scheduler_shared->mutex);
 	before_shmem_exit(launcher_detach, (Datum) 0);
 	ereport(LOG, (errmsg("redshift_fdw scheduler started in database \"%s\"",
@@ -848,6 +847,10 @@ redshift_fdw_launcher_main(Datum main_arg)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
+			/* what scheduler() reports is what the launcher uses */
+			SpinLockAcquire(&scheduler_shared->mutex);
+			scheduler_shared->max_workers = redshift_scheduler_max_workers;
+			SpinLockRelease(&scheduler_shared->mutex);
 		}
 		CHECK_FOR_INTERRUPTS();
 		oldcxt = MemoryContextSwitchTo(loop_cxt);
