@@ -58,7 +58,7 @@ SELECT count(*) FROM redshift_fdw.discover('rs') WHERE schema_name = 'fdw_test';
 SELECT redshift_fdw.discover(NULL);
 
 -- check(): good credentials
-SELECT step, ok, detail ~ '^(connected|Redshift \d|\d+ schema|\d+ of \d+)' AS detail_ok, hint
+SELECT step, ok, detail ~ '^(connected|Redshift \d|\d+ schema|\d+ of \d+|schema public exists|public.redshift_fdw_checkpoints ready)' AS detail_ok, hint
   FROM redshift_fdw.check('rs');
 -- wrong password, unknown database, nothing listening
 CREATE SERVER rs_baddb FOREIGN DATA WRAPPER redshift_fdw

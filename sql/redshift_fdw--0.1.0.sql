@@ -688,6 +688,11 @@ BEGIN
       USING ERRCODE = 'duplicate_object',
             HINT = 'Choose another name, or alter_capture / drop_capture the existing one.';
   END IF;
+  IF EXISTS (SELECT 1 FROM redshift_fdw.materialization WHERE name = binding) THEN
+    RAISE EXCEPTION 'materialization "%" already exists', binding
+      USING ERRCODE = 'duplicate_object',
+            HINT = 'Bindings of both kinds share names: choose another.';
+  END IF;
 END $$;
 
 -- A new binding with its settings and the defaults, checked for what
@@ -932,6 +937,518 @@ END $$;
 
 
 -- ======================================================================
+-- Materialization: a local table kept in a Redshift table.  Triggers log
+-- the keys (standard updates) or row images (delta updates) of every
+-- change; an apply (materialize.c) stages the pending changes in S3 and
+-- loads them in one Redshift transaction guarded by a checkpoint row.
+-- The pending changes are those committed in the apply's snapshot and not
+-- in the snapshot the checkpoint on Redshift recorded last: commit order,
+-- and exactly once across failures.
+-- ======================================================================
+
+-- The change logs and their trigger functions, one of each per binding,
+-- owned by the binding's owner.
+CREATE SCHEMA redshift_fdw_changes;
+GRANT USAGE, CREATE ON SCHEMA redshift_fdw_changes TO PUBLIC;
+
+CREATE TABLE redshift_fdw.materialization (
+    id bigserial UNIQUE,
+    name text PRIMARY KEY,
+    owner regrole NOT NULL DEFAULT current_user::regrole,
+    server name NOT NULL,
+    source regclass NOT NULL,
+    target_schema text NOT NULL,  -- Redshift names, lower-cased
+    target_table text NOT NULL,
+    key_columns text[] NOT NULL,  -- source columns
+    delta_updates bool NOT NULL DEFAULT false,
+    soft_delete bool NOT NULL DEFAULT false,
+    schedule text                 -- NULL: the server's update_delay, else 30m
+      CHECK (schedule IS NULL OR redshift_fdw.parse_schedule(schedule) IS NOT NULL),
+    enabled bool NOT NULL DEFAULT true,
+    change_log regclass NOT NULL,
+    checkpoint_key text NOT NULL DEFAULT gen_random_uuid()::text,
+    applied_snapshot pg_snapshot, -- as the checkpoint on Redshift said last
+    applied_changes bigint NOT NULL DEFAULT 0,
+    last_synced timestamptz,      -- start of the last apply
+    last_rows bigint,
+    last_error text,
+    consecutive_failures int NOT NULL DEFAULT 0 CHECK (consecutive_failures >= 0),
+    retry_at timestamptz,
+    run_requested timestamptz,
+    lock_key bigint NOT NULL DEFAULT redshift_fdw._new_lock_key()
+);
+ALTER TABLE redshift_fdw.materialization ENABLE ROW LEVEL SECURITY;
+CREATE POLICY materialization_owner ON redshift_fdw.materialization
+  USING (pg_has_role(current_user, owner, 'MEMBER'))
+  WITH CHECK (pg_has_role(current_user, owner, 'MEMBER'));
+GRANT SELECT, INSERT, UPDATE, DELETE ON redshift_fdw.materialization TO PUBLIC;
+GRANT USAGE ON SEQUENCE redshift_fdw.materialization_id_seq TO PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('redshift_fdw.materialization', '');
+SELECT pg_catalog.pg_extension_config_dump('redshift_fdw.materialization_id_seq', '');
+
+-- The effective schedule of a materialization.
+CREATE FUNCTION redshift_fdw._mat_schedule(schedule text, server name)
+RETURNS text LANGUAGE sql STABLE AS $$
+SELECT coalesce(schedule, redshift_fdw._option(
+         (SELECT srvoptions FROM pg_foreign_server WHERE srvname = server), 'update_delay'), '30m')
+$$;
+
+-- A materialization, or an error naming it.
+CREATE FUNCTION redshift_fdw._mat(binding text, lock bool DEFAULT false)
+RETURNS redshift_fdw.materialization LANGUAGE plpgsql AS $$
+DECLARE
+  m redshift_fdw.materialization;
+BEGIN
+  IF lock THEN
+    SELECT * INTO m FROM redshift_fdw.materialization WHERE name = binding FOR UPDATE;
+  ELSE
+    SELECT * INTO m FROM redshift_fdw.materialization WHERE name = binding;
+  END IF;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'materialization "%" does not exist', binding
+      USING ERRCODE = 'undefined_object',
+            HINT = 'SELECT name FROM redshift_fdw.materializations lists them.';
+  END IF;
+  RETURN m;
+END $$;
+
+-- A Redshift identifier from a local name: lower-cased, cut to 127 bytes
+-- (on a character boundary).
+CREATE FUNCTION redshift_fdw._redshift_name(name text)
+RETURNS text LANGUAGE plpgsql IMMUTABLE STRICT AS $$
+DECLARE
+  r text := lower(name);
+BEGIN
+  WHILE octet_length(r) > 127 LOOP
+    r := left(r, -1);
+  END LOOP;
+  RETURN r;
+END $$;
+
+-- The Redshift type of a local column (the reference mapping; character
+-- data starts at VARCHAR(256) and is widened on demand).
+CREATE FUNCTION redshift_fdw._redshift_type(typ oid, typmod int)
+RETURNS text LANGUAGE sql IMMUTABLE AS $$
+SELECT CASE
+  WHEN typ IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype) THEN 'BIGINT'
+  WHEN typ = 'numeric'::regtype AND typmod >= 4
+       AND ((typmod - 4) >> 16) BETWEEN 1 AND 38
+    THEN format('NUMERIC(%s,%s)', (typmod - 4) >> 16, (typmod - 4) & 65535)
+  WHEN typ IN ('float4'::regtype, 'float8'::regtype) THEN 'DOUBLE PRECISION'
+  WHEN typ = 'bool'::regtype THEN 'BOOLEAN'
+  WHEN typ = 'date'::regtype THEN 'DATE'
+  WHEN typ = 'timestamptz'::regtype THEN 'TIMESTAMPTZ'
+  WHEN typ = 'timestamp'::regtype THEN 'TIMESTAMP'
+  WHEN typ = 'time'::regtype THEN 'TIME'
+  WHEN typ = 'timetz'::regtype THEN 'TIMETZ'
+  WHEN typ IN ('json'::regtype, 'jsonb'::regtype) THEN 'SUPER'
+  WHEN typ = 'bytea'::regtype THEN 'VARBYTE'
+  ELSE 'VARCHAR(256)'
+END
+$$;
+
+-- The columns a materialization writes, in source order: the local name,
+-- the Redshift name and type, the expression (on the row alias given)
+-- giving the text Redshift's COPY reads, and whether it is a key column.
+CREATE FUNCTION redshift_fdw._mat_columns(source regclass, key_columns text[],
+    alias text DEFAULT 's',
+    OUT attnum int, OUT local_name text, OUT remote_name text, OUT remote_type text,
+    OUT expr text, OUT is_key bool)
+RETURNS SETOF record LANGUAGE sql STABLE AS $$
+SELECT a.attnum::int, a.attname::text, redshift_fdw._redshift_name(a.attname),
+       redshift_fdw._redshift_type(a.atttypid, a.atttypmod),
+       CASE WHEN a.atttypid = 'bytea'::regtype
+              THEN format('encode(%s.%I, ''hex'')', alias, a.attname)
+            WHEN a.atttypid = 'bool'::regtype
+              THEN format('CASE WHEN %s.%I THEN ''t'' ELSE ''f'' END', alias, a.attname)
+            ELSE format('%s.%I::text', alias, a.attname) END,
+       a.attname = ANY (key_columns)
+  FROM pg_attribute a
+ WHERE a.attrelid = source AND a.attnum > 0 AND NOT a.attisdropped
+ ORDER BY a.attnum
+$$;
+
+-- The Redshift names of the columns a materialization adds to a target.
+CREATE FUNCTION redshift_fdw._mat_extra_columns(delta_updates bool, soft_delete bool,
+    OUT remote_name text, OUT remote_type text)
+RETURNS SETOF record LANGUAGE sql IMMUTABLE AS $$
+SELECT v.n, v.t FROM (VALUES ('_rsfdw_op', 'CHAR(1)'), ('_rsfdw_seq', 'BIGINT')) v(n, t)
+ WHERE delta_updates
+UNION ALL
+SELECT '_rsfdw_deleted', 'BOOLEAN' WHERE soft_delete AND NOT delta_updates
+$$;
+
+-- Errors a materialization's columns can have before anything reaches
+-- Redshift: names that are equal ignoring case (they would be one column
+-- there), names reserved for the columns it adds.
+CREATE FUNCTION redshift_fdw._mat_check_columns(m redshift_fdw.materialization)
+RETURNS void LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  clash record;
+BEGIN
+  SELECT c.remote_name, array_agg(c.local_name ORDER BY c.attnum) AS names INTO clash
+    FROM redshift_fdw._mat_columns(m.source, m.key_columns) c
+   GROUP BY c.remote_name HAVING count(*) > 1 LIMIT 1;
+  IF FOUND THEN
+    RAISE EXCEPTION 'materialization "%": columns % of % are one column "%" in Redshift',
+      m.name, array_to_string(clash.names, ', '), m.source, clash.remote_name
+      USING ERRCODE = 'duplicate_column',
+            HINT = 'Redshift lower-cases identifiers: rename one of the columns, or materialize a view that does.';
+  END IF;
+  SELECT c.local_name INTO clash FROM redshift_fdw._mat_columns(m.source, m.key_columns) c
+   WHERE c.remote_name IN ('_rsfdw_op', '_rsfdw_seq', '_rsfdw_deleted', 'oid') LIMIT 1;
+  IF FOUND THEN
+    RAISE EXCEPTION 'materialization "%": column "%" of % has a name reserved in the Redshift table',
+      m.name, clash.local_name, m.source
+      USING ERRCODE = 'reserved_name',
+            HINT = 'Rename the column, or materialize a view that does.';
+  END IF;
+END $$;
+
+-- Creates the change log of a materialization and the triggers that fill
+-- it (as the caller, who becomes their owner).  The log holds the key of
+-- every changed row (and its image with delta updates), the writing
+-- transaction and the order of writing; TRUNCATE logs op 'T'.
+CREATE FUNCTION redshift_fdw._mat_install_tracking(m redshift_fdw.materialization)
+RETURNS regclass LANGUAGE plpgsql AS $body$
+DECLARE
+  log_name text := format('redshift_fdw_changes.changes_%s', m.id);
+  fn text := format('redshift_fdw_changes.log_changes_%s', m.id);
+  key_defs text;
+  keys text := (SELECT string_agg(quote_ident(k), ', ') FROM unnest(m.key_columns) k);
+  new_keys text := (SELECT string_agg('n.' || quote_ident(k), ', ') FROM unnest(m.key_columns) k);
+  old_keys text := (SELECT string_agg('o.' || quote_ident(k), ', ') FROM unnest(m.key_columns) k);
+  same_key text := (SELECT string_agg(format('n.%1$I = o.%1$I', k), ' AND ') FROM unnest(m.key_columns) k);
+  img_col text := CASE WHEN m.delta_updates THEN ', image' ELSE '' END;
+  new_img text := CASE WHEN m.delta_updates THEN ', to_jsonb(n)' ELSE '' END;
+  old_img text := CASE WHEN m.delta_updates THEN ', to_jsonb(o)' ELSE '' END;
+BEGIN
+  SELECT string_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod)), ', '
+                    ORDER BY array_position(m.key_columns, a.attname::text))
+    INTO key_defs
+    FROM pg_attribute a
+   WHERE a.attrelid = m.source AND a.attname = ANY (m.key_columns) AND NOT a.attisdropped;
+  EXECUTE format('CREATE TABLE %s (seq bigserial, xid xid8 NOT NULL DEFAULT pg_current_xact_id(), '
+                 'op "char" NOT NULL, %s%s)', log_name, key_defs,
+                 CASE WHEN m.delta_updates THEN ', image jsonb' ELSE '' END);
+  EXECUTE format($f$
+CREATE FUNCTION %1$s() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $t$
+BEGIN
+  IF TG_OP = 'INSERT' THEN
+    INSERT INTO %2$s (op, %3$s%4$s) SELECT 'I', %5$s%6$s FROM new_rows n;
+  ELSIF TG_OP = 'UPDATE' THEN
+    INSERT INTO %2$s (op, %3$s%4$s) SELECT 'U', %5$s%6$s FROM new_rows n;
+    -- rows whose key changed: the old key is gone
+    INSERT INTO %2$s (op, %3$s%4$s) SELECT 'D', %7$s%8$s FROM old_rows o
+     WHERE NOT EXISTS (SELECT 1 FROM new_rows n WHERE %9$s);
+  ELSIF TG_OP = 'DELETE' THEN
+    INSERT INTO %2$s (op, %3$s%4$s) SELECT 'D', %7$s%8$s FROM old_rows o;
+  ELSE
+    INSERT INTO %2$s (op) VALUES ('T');
+  END IF;
+  RETURN NULL;
+END $t$
+$f$, fn, log_name, keys, img_col, new_keys, new_img, old_keys, old_img, same_key);
+  EXECUTE format('REVOKE ALL ON FUNCTION %s() FROM PUBLIC', fn);
+  EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows '
+                 'FOR EACH STATEMENT EXECUTE FUNCTION %s()', 'redshift_fdw_' || m.id || '_insert', m.source, fn);
+  EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows '
+                 'NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION %s()',
+                 'redshift_fdw_' || m.id || '_update', m.source, fn);
+  EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows '
+                 'FOR EACH STATEMENT EXECUTE FUNCTION %s()', 'redshift_fdw_' || m.id || '_delete', m.source, fn);
+  EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s()',
+                 'redshift_fdw_' || m.id || '_truncate', m.source, fn);
+  RETURN log_name::regclass;
+END $body$;
+
+-- Removes a materialization's triggers, log and trigger function.
+CREATE FUNCTION redshift_fdw._mat_remove_tracking(m redshift_fdw.materialization)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+  op text;
+BEGIN
+  IF to_regclass(m.source::text) IS NOT NULL THEN
+    FOREACH op IN ARRAY ARRAY['insert', 'update', 'delete', 'truncate'] LOOP
+      EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'redshift_fdw_' || m.id || '_' || op, m.source);
+    END LOOP;
+  END IF;
+  EXECUTE format('DROP TABLE IF EXISTS redshift_fdw_changes.changes_%s', m.id);
+  EXECUTE format('DROP FUNCTION IF EXISTS redshift_fdw_changes.log_changes_%s()', m.id);
+END $$;
+
+-- A local table kept in a Redshift table: existing rows are loaded by the
+-- first apply, every later change by the apply after it.
+CREATE FUNCTION redshift_fdw.create_materialization(
+    name text, source regclass, server name,
+    target_table text DEFAULT NULL, target_schema text DEFAULT NULL,
+    key_columns text[] DEFAULT NULL, delta_updates bool DEFAULT false,
+    soft_delete bool DEFAULT false, schedule text DEFAULT NULL)
+RETURNS redshift_fdw.materialization LANGUAGE plpgsql AS $$
+DECLARE
+  m redshift_fdw.materialization;
+  srv record;
+  k text;
+  rel record;
+BEGIN
+  IF name IS NULL OR name = '' OR name !~ '^[A-Za-z0-9_.-]+$' OR length(name) > 100 THEN
+    RAISE EXCEPTION 'invalid materialization name "%"', name
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Use letters, digits, "_", "." and "-" (at most 100): the name is part of S3 keys.';
+  END IF;
+  PERFORM redshift_fdw._check_new_name(name);
+  SELECT s.srvname, s.srvoptions INTO srv
+    FROM pg_foreign_server s JOIN pg_foreign_data_wrapper w ON w.oid = s.srvfdw
+   WHERE s.srvname = create_materialization.server AND w.fdwname = 'redshift_fdw';
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'server "%" of materialization "%" is not a redshift_fdw server', server, name
+      USING ERRCODE = 'undefined_object';
+  END IF;
+  SELECT c.relkind, c.relname INTO rel FROM pg_class c WHERE c.oid = source;
+  IF rel.relkind NOT IN ('r', 'p') THEN
+    RAISE EXCEPTION 'source % of materialization "%" is not a table', source, name
+      USING ERRCODE = 'wrong_object_type',
+            HINT = 'Changes are tracked with triggers: materialize a table.';
+  END IF;
+  IF key_columns IS NULL THEN
+    SELECT array_agg(a.attname::text ORDER BY array_position(i.indkey, a.attnum)) INTO key_columns
+      FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+     WHERE i.indrelid = source AND i.indisprimary;
+    IF key_columns IS NULL THEN
+      RAISE EXCEPTION 'source % of materialization "%" has no primary key', source, name
+        USING ERRCODE = 'invalid_table_definition',
+              HINT = 'Give key_columns: columns that are NOT NULL and unique together.';
+    END IF;
+  ELSE
+    FOREACH k IN ARRAY key_columns LOOP
+      IF NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = source AND a.attname = k
+                        AND a.attnum > 0 AND NOT a.attisdropped) THEN
+        RAISE EXCEPTION 'key column "%" of materialization "%" is not a column of %', k, name, source
+          USING ERRCODE = 'undefined_column';
+      END IF;
+      IF NOT (SELECT a.attnotnull FROM pg_attribute a WHERE a.attrelid = source AND a.attname = k) THEN
+        RAISE EXCEPTION 'key column "%" of materialization "%" is nullable', k, name
+          USING ERRCODE = 'invalid_table_definition',
+                HINT = 'Key columns must be NOT NULL and unique together.';
+      END IF;
+    END LOOP;
+    IF NOT EXISTS (
+        SELECT 1 FROM pg_index i WHERE i.indrelid = source AND i.indisunique AND i.indpred IS NULL
+           AND i.indexprs IS NULL
+           AND (SELECT array_agg(a.attname::text ORDER BY a.attname) FROM pg_attribute a
+                 WHERE a.attrelid = source AND a.attnum = ANY (i.indkey))
+               <@ key_columns) THEN
+      RAISE EXCEPTION 'key columns (%) of materialization "%" are not unique in %',
+        array_to_string(key_columns, ', '), name, source
+        USING ERRCODE = 'invalid_table_definition',
+              HINT = 'A unique index on (a subset of) the key columns is needed.';
+    END IF;
+  END IF;
+  IF soft_delete AND delta_updates THEN
+    RAISE EXCEPTION 'materialization "%": soft_delete applies to standard updates only', name
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Delta updates already append deletes as rows with _rsfdw_op = ''D''.';
+  END IF;
+  IF schedule IS NOT NULL THEN
+    PERFORM redshift_fdw.parse_schedule(schedule);
+  END IF;
+  m.id := nextval('redshift_fdw.materialization_id_seq');
+  m.name := name;
+  m.owner := current_user::regrole;
+  m.server := server;
+  m.source := source;
+  m.target_schema := redshift_fdw._redshift_name(
+    coalesce(target_schema, redshift_fdw._option(srv.srvoptions, 'schema'), 'public'));
+  m.target_table := redshift_fdw._redshift_name(coalesce(target_table, rel.relname));
+  m.key_columns := key_columns;
+  m.delta_updates := delta_updates;
+  m.soft_delete := soft_delete;
+  m.schedule := schedule;
+  m.enabled := true;
+  m.checkpoint_key := gen_random_uuid()::text;
+  m.applied_changes := 0;
+  m.consecutive_failures := 0;
+  m.lock_key := redshift_fdw._new_lock_key();
+  IF EXISTS (SELECT 1 FROM redshift_fdw.materialization x
+              WHERE x.server = m.server AND x.target_schema = m.target_schema
+                AND x.target_table = m.target_table) THEN
+    RAISE EXCEPTION 'materialization "%": %.% on server % is the target of another materialization',
+      name, m.target_schema, m.target_table, server
+      USING ERRCODE = 'duplicate_object';
+  END IF;
+  PERFORM redshift_fdw._mat_check_columns(m);
+  m.change_log := 'pg_class'::regclass;  -- set below, once the log exists
+  m.change_log := redshift_fdw._mat_install_tracking(m);
+  INSERT INTO redshift_fdw.materialization VALUES (m.*);
+  RETURN m;
+END $$;
+
+-- Changes a materialization's schedule or enabled state.
+CREATE FUNCTION redshift_fdw.alter_materialization(
+    name text, schedule text DEFAULT NULL, enabled bool DEFAULT NULL)
+RETURNS redshift_fdw.materialization LANGUAGE plpgsql AS $$
+DECLARE
+  m redshift_fdw.materialization := redshift_fdw._mat(name, true);
+BEGIN
+  IF schedule IS NOT NULL THEN
+    PERFORM redshift_fdw.parse_schedule(schedule);
+  END IF;
+  UPDATE redshift_fdw.materialization x
+     SET schedule = coalesce(alter_materialization.schedule, x.schedule),
+         enabled = coalesce(alter_materialization.enabled, x.enabled),
+         retry_at = CASE WHEN alter_materialization.enabled THEN NULL ELSE x.retry_at END
+   WHERE x.name = m.name RETURNING * INTO m;
+  RETURN m;
+END $$;
+
+CREATE FUNCTION redshift_fdw.enable_materialization(name text)
+RETURNS void LANGUAGE sql AS
+$$SELECT NULL FROM redshift_fdw.alter_materialization(name, enabled => true)$$;
+
+CREATE FUNCTION redshift_fdw.disable_materialization(name text)
+RETURNS void LANGUAGE sql AS
+$$SELECT NULL FROM redshift_fdw.alter_materialization(name, enabled => false)$$;
+
+-- Drops a materialization: its triggers, change log and runs; the table
+-- on Redshift stays (and its checkpoint row, so a later binding cannot be
+-- confused with this one: it has a checkpoint key of its own).
+CREATE FUNCTION redshift_fdw.drop_materialization(name text)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+  m redshift_fdw.materialization := redshift_fdw._mat(name, true);
+BEGIN
+  PERFORM pg_advisory_xact_lock(m.lock_key);
+  PERFORM redshift_fdw._mat_remove_tracking(m);
+  DELETE FROM redshift_fdw.materialization x WHERE x.name = m.name;
+  DELETE FROM redshift_fdw.runs r WHERE r.kind = 'materialization' AND r.binding = m.name;
+END $$;
+
+-- The changes of an apply, as a query for materialize.c (parameter $1:
+-- the snapshot the checkpoint recorded, NULL before the first apply).
+-- Rows are (op, seq, meta, the columns' text...).  One statement, so that
+-- the snapshot, the log and the source agree; its last row carries that
+-- snapshot (the high-water mark) in meta, with op 'S', or 'R' when the
+-- target is to be reloaded (first apply, or a TRUNCATE in the batch).
+--   standard: 'U' rows (a changed key's current row; every row on a
+--             reload), 'D' rows (keys gone; key columns only)
+--   delta:    the logged changes in order ('I', 'U', 'D', 'T'; seq numbers
+--             them from 1), or every row as 'I' on the first apply
+CREATE FUNCTION redshift_fdw._mat_changes_query(m redshift_fdw.materialization)
+RETURNS text LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  src_cols text;
+  row_cols text;
+  change_cols text;
+  nulls text;
+  key_names text := (SELECT string_agg(quote_ident(k), ', ') FROM unnest(m.key_columns) k);
+  key_join text := (SELECT string_agg(format('s.%1$I = k.%1$I', k), ' AND ')
+                      FROM unnest(m.key_columns) k);
+  pending text := format('pg_visible_in_snapshot(l.xid, snap.s) AND ($1::pg_snapshot IS NULL '
+                         'OR NOT pg_visible_in_snapshot(l.xid, $1::pg_snapshot))');
+BEGIN
+  SELECT string_agg(s.expr, ', ' ORDER BY s.attnum),
+         string_agg(CASE WHEN s.is_key THEN k.expr ELSE s.expr END, ', ' ORDER BY s.attnum),
+         string_agg(r.expr, ', ' ORDER BY s.attnum),
+         string_agg('NULL', ', ')
+    INTO src_cols, row_cols, change_cols, nulls
+    FROM redshift_fdw._mat_columns(m.source, m.key_columns, 's') s
+    JOIN redshift_fdw._mat_columns(m.source, m.key_columns, 'k') k USING (attnum)
+    JOIN redshift_fdw._mat_columns(m.source, m.key_columns, 'r') r USING (attnum);
+  IF NOT m.delta_updates THEN
+    RETURN format($q$
+WITH snap AS MATERIALIZED (SELECT pg_current_snapshot() AS s),
+batch AS MATERIALIZED (SELECT l.* FROM %1$s l, snap WHERE %2$s),
+reload AS MATERIALIZED (SELECT $1::pg_snapshot IS NULL
+                               OR EXISTS (SELECT 1 FROM batch WHERE op = 'T') AS r),
+k AS (SELECT DISTINCT %3$s FROM batch WHERE op <> 'T' AND NOT (SELECT r FROM reload))
+SELECT 'U'::text, NULL::bigint, NULL::text, %4$s FROM %5$s s WHERE (SELECT r FROM reload)
+UNION ALL
+SELECT CASE WHEN s.%6$I IS NULL THEN 'D' ELSE 'U' END, NULL::bigint, NULL::text, %7$s
+  FROM k LEFT JOIN %5$s s ON %8$s
+UNION ALL
+SELECT CASE WHEN (SELECT r FROM reload) THEN 'R' ELSE 'S' END, NULL::bigint, snap.s::text, %9$s
+  FROM snap
+$q$, m.change_log, pending, key_names, src_cols, m.source, m.key_columns[1], row_cols,
+     key_join, nulls);
+  END IF;
+  RETURN format($q$
+WITH snap AS MATERIALIZED (SELECT pg_current_snapshot() AS s)
+SELECT 'I'::text, NULL::bigint, NULL::text, %1$s FROM %2$s s WHERE $1::pg_snapshot IS NULL
+UNION ALL
+(SELECT l.op::text, row_number() OVER (ORDER BY l.seq), NULL::text, %3$s
+   FROM %4$s l CROSS JOIN snap
+   LEFT JOIN LATERAL jsonb_populate_record(NULL::%2$s, l.image) r ON true
+  WHERE %5$s AND $1::pg_snapshot IS NOT NULL
+  ORDER BY l.seq)
+UNION ALL
+SELECT CASE WHEN $1::pg_snapshot IS NULL THEN 'R' ELSE 'S' END, NULL::bigint, snap.s::text, %6$s
+  FROM snap
+$q$, src_cols, m.source, change_cols, m.change_log, pending, nulls);
+END $$;
+
+-- After an apply: forget the changes the snapshot covers, remember what
+-- the checkpoint on Redshift now says.
+CREATE FUNCTION redshift_fdw._mat_applied(binding text, snap pg_snapshot,
+    changes bigint, started timestamptz, applied_rows bigint)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+  m redshift_fdw.materialization := redshift_fdw._mat(binding);
+BEGIN
+  IF snap IS NULL THEN
+    -- nothing was pending
+    UPDATE redshift_fdw.materialization x SET last_synced = started, last_rows = 0
+     WHERE x.name = binding;
+    RETURN;
+  END IF;
+  EXECUTE format('DELETE FROM %s WHERE pg_visible_in_snapshot(xid, $1)', m.change_log) USING snap;
+  UPDATE redshift_fdw.materialization x
+     SET applied_snapshot = snap, applied_changes = changes,
+         last_synced = started, last_rows = applied_rows
+   WHERE x.name = binding;
+END $$;
+
+-- Whether a materialization has changes its last apply did not cover (or
+-- has never been applied).
+CREATE FUNCTION redshift_fdw._mat_pending(binding text)
+RETURNS bool LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  m redshift_fdw.materialization := redshift_fdw._mat(binding);
+  found bool;
+BEGIN
+  IF m.applied_snapshot IS NULL THEN
+    RETURN true;
+  END IF;
+  EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s WHERE NOT pg_visible_in_snapshot(xid, $1) '
+                 'AND pg_visible_in_snapshot(xid, pg_current_snapshot()))', m.change_log)
+    INTO found USING m.applied_snapshot;
+  RETURN found;
+END $$;
+
+-- One apply (materialize.c): rows applied and bytes staged.
+CREATE FUNCTION redshift_fdw._apply(binding text, OUT rows bigint, OUT bytes bigint)
+AS 'MODULE_PATHNAME', 'redshift_fdw_apply'
+LANGUAGE C VOLATILE STRICT
+SET datestyle TO 'ISO, YMD' SET timezone TO 'UTC' SET extra_float_digits TO 3
+SET intervalstyle TO 'postgres' SET bytea_output TO 'hex';
+
+-- Apply a materialization's pending changes now; returns the rows applied.
+CREATE FUNCTION redshift_fdw.sync(name text)
+RETURNS bigint LANGUAGE sql AS
+$$SELECT rows FROM redshift_fdw._apply(name)$$;
+
+-- The materializations, as a person reads them.
+CREATE VIEW redshift_fdw.materializations WITH (security_invoker = true) AS
+SELECT m.name, m.source, m.server,
+       format('%s.%s', m.target_schema, m.target_table) AS target,
+       m.key_columns, m.delta_updates, m.soft_delete,
+       redshift_fdw._mat_schedule(m.schedule, m.server) AS schedule,
+       m.enabled, m.last_synced, m.last_rows, m.applied_changes,
+       m.change_log, m.last_error
+  FROM redshift_fdw.materialization m;
+GRANT SELECT ON redshift_fdw.materializations TO PUBLIC;
+
+-- ======================================================================
 -- Scheduler: a launcher (background worker, with shared_preload_libraries)
 -- starts a worker per due binding; each worker runs one binding as its
 -- owner and records the run here.  The functions below hold the rules;
@@ -973,7 +1490,7 @@ CREATE TABLE redshift_fdw.runs (
     status text NOT NULL DEFAULT 'running'
       CHECK (status IN ('running', 'succeeded', 'failed', 'skipped')),
     rows bigint,
-    bytes bigint,                 -- bytes of row data read from Redshift
+    bytes bigint,                 -- bytes read from Redshift (capture), staged to S3 (materialization)
     error text,                   -- secrets redacted
     pid int                       -- the worker's process while running
 );
@@ -1003,7 +1520,18 @@ SELECT 'capture'::text AS kind, c.name AS binding, c.owner, c.enabled,
   FROM redshift_fdw.capture c
   LEFT JOIN pg_foreign_server s ON s.srvname = c.server
   CROSS JOIN LATERAL (SELECT redshift_fdw._effective_schedule(c.schedule, s.srvoptions)
-                              AS schedule) sch;
+                              AS schedule) sch
+UNION ALL
+SELECT 'materialization'::text, m.name, m.owner, m.enabled,
+       sch.schedule,
+       m.consecutive_failures, m.last_error, m.run_requested, m.retry_at,
+       CASE WHEN m.run_requested IS NOT NULL THEN m.run_requested
+            WHEN NOT m.enabled THEN NULL
+            WHEN m.retry_at IS NOT NULL THEN m.retry_at
+            ELSE redshift_fdw._due_at(sch.schedule, m.last_synced)
+       END
+  FROM redshift_fdw.materialization m
+  CROSS JOIN LATERAL (SELECT redshift_fdw._mat_schedule(m.schedule, m.server) AS schedule) sch;
 GRANT SELECT ON redshift_fdw._jobs TO PUBLIC;
 
 -- Wakes the launcher (at commit) when a binding's timing may have changed.
@@ -1016,6 +1544,10 @@ END $$;
 CREATE TRIGGER capture_timing AFTER INSERT OR DELETE
     OR UPDATE OF schedule, enabled, run_requested, server
   ON redshift_fdw.capture FOR EACH ROW
+  EXECUTE FUNCTION redshift_fdw._binding_changed();
+CREATE TRIGGER materialization_timing AFTER INSERT OR DELETE
+    OR UPDATE OF schedule, enabled, run_requested, server
+  ON redshift_fdw.materialization FOR EACH ROW
   EXECUTE FUNCTION redshift_fdw._binding_changed();
 
 -- What follows a run, on the binding: success clears the failure count;
@@ -1039,6 +1571,23 @@ BEGIN
                           WHEN 'failed' THEN run.error ELSE c.last_error END,
            last_rows = CASE WHEN run.status = 'succeeded' THEN run.rows ELSE c.last_rows END
      WHERE c.name = run.binding;
+  ELSE
+    -- last_synced and last_rows are the apply's own (it may succeed and
+    -- record them even when nothing was pending)
+    UPDATE redshift_fdw.materialization m
+       SET consecutive_failures = CASE run.status WHEN 'succeeded' THEN 0
+                                    WHEN 'failed' THEN least(m.consecutive_failures + 1, 1000000)
+                                    ELSE m.consecutive_failures END,
+           retry_at = CASE run.status WHEN 'succeeded' THEN NULL
+                        WHEN 'failed' THEN clock_timestamp() + redshift_fdw._retry_delay(
+                          redshift_fdw._mat_schedule(m.schedule, m.server),
+                          least(m.consecutive_failures + 1, 1000000))
+                        ELSE clock_timestamp() + interval '1 second' END,
+           last_synced = CASE WHEN run.status = 'skipped' THEN m.last_synced
+                              ELSE greatest(coalesce(run.started, m.last_synced), m.last_synced) END,
+           last_error = CASE run.status WHEN 'succeeded' THEN NULL
+                          WHEN 'failed' THEN run.error ELSE m.last_error END
+     WHERE m.name = run.binding;
   END IF;
 END $$;
 
@@ -1058,6 +1607,8 @@ BEGIN
   RETURNING * INTO run;
   IF j.run_requested IS NOT NULL AND j.kind = 'capture' THEN
     UPDATE redshift_fdw.capture SET run_requested = NULL WHERE name = j.binding;
+  ELSIF j.run_requested IS NOT NULL THEN
+    UPDATE redshift_fdw.materialization SET run_requested = NULL WHERE name = j.binding;
   END IF;
   IF NOT coalesce((SELECT rolcanlogin FROM pg_roles WHERE oid = j.owner), false) THEN
     UPDATE redshift_fdw.runs
@@ -1097,7 +1648,11 @@ BEGIN
     -- gone (dropped) is fine; present but locked is not
     RETURN NOT EXISTS (SELECT 1 FROM redshift_fdw.capture c WHERE c.name = binding);
   END IF;
-  RETURN true;
+  PERFORM 1 FROM redshift_fdw.materialization m WHERE m.name = binding FOR UPDATE SKIP LOCKED;
+  IF FOUND THEN
+    RETURN true;
+  END IF;
+  RETURN NOT EXISTS (SELECT 1 FROM redshift_fdw.materialization m WHERE m.name = binding);
 END $$;
 REVOKE ALL ON FUNCTION redshift_fdw._try_lock_binding(text, text) FROM PUBLIC;
 
@@ -1296,13 +1851,16 @@ DECLARE
 BEGIN
   UPDATE redshift_fdw.capture c SET run_requested = now() WHERE c.name = run_now.name;
   IF NOT FOUND THEN
+    UPDATE redshift_fdw.materialization m SET run_requested = now() WHERE m.name = run_now.name;
+  END IF;
+  IF NOT FOUND THEN
     RAISE EXCEPTION 'binding "%" does not exist', name
       USING ERRCODE = 'undefined_object',
             HINT = 'SELECT kind, name FROM redshift_fdw.status lists your bindings.';
   END IF;
   IF sch.state <> 'running' THEN
     RAISE WARNING 'the scheduler is not running in this database: binding "%" runs when it starts',
-      name USING HINT = sch.hint || ' Meanwhile redshift_fdw.poll() runs a binding now.';
+      name USING HINT = sch.hint || ' Meanwhile redshift_fdw.poll() (a capture) or redshift_fdw.sync() (a materialization) runs a binding now.';
   END IF;
 END $$;
 

@@ -21,6 +21,7 @@
 #include "catalog/pg_type.h"
 
 #include "connection.h"
+#include "materialize.h"
 #include "s3.h"
 #include "typemap.h"
 
@@ -279,6 +280,91 @@ step_select_permission(CheckState *state)
 	}
 }
 
+/*
+ * Step "target schema": materializations can create their tables in the
+ * server's schema (or create the schema).
+ */
+static void
+step_target_schema(CheckState *state)
+{
+	char *schema = redshift_materialize_schema(state->server);
+	StringInfoData sql;
+	PGresult *res;
+	bool exists;
+
+	initStringInfo(&sql);
+	appendStringInfoString(&sql,
+						   "SELECT 1 FROM pg_namespace WHERE nspname = ");
+	redshift_append_string_literal(&sql, schema);
+	res = redshift_exec(state->conn, sql.data);
+	exists = PQntuples(res) > 0;
+	PQclear(res);
+	resetStringInfo(&sql);
+	if (exists)
+	{
+		appendStringInfoString(&sql, "SELECT has_schema_privilege(");
+		redshift_append_string_literal(&sql, schema);
+		appendStringInfoString(&sql, ", 'CREATE')");
+	}
+	else
+		appendStringInfoString(
+			&sql,
+			"SELECT has_database_privilege(current_database(), 'CREATE')");
+	res = redshift_exec(state->conn, sql.data);
+	state->ok = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	if (exists)
+		state->detail =
+			psprintf("schema %s exists; %s", schema,
+					 state->ok ? "tables can be created in it"
+							   : "the user cannot create tables in it");
+	else
+		state->detail = psprintf("schema %s does not exist; %s", schema,
+								 state->ok ? "the first apply creates it"
+										   : "the user cannot create it");
+	if (!state->ok)
+		state->hint =
+			exists ? psprintf("GRANT CREATE ON SCHEMA %s TO the user of the "
+							  "user mapping.",
+							  quote_identifier(schema))
+				   : psprintf("CREATE SCHEMA %s on Redshift, or GRANT CREATE "
+							  "ON DATABASE to the user of the user mapping.",
+							  quote_identifier(schema));
+}
+
+/*
+ * Step "checkpoint table": the table materializations keep their
+ * checkpoints in exists or can be created (it is created here).
+ */
+static void
+step_checkpoint_table(CheckState *state)
+{
+	char *schema = redshift_materialize_schema(state->server);
+	StringInfoData sql;
+	PGresult *res;
+
+	initStringInfo(&sql);
+	appendStringInfoString(&sql, "CREATE SCHEMA IF NOT EXISTS ");
+	redshift_append_identifier(&sql, schema);
+	PQclear(redshift_exec(state->conn, sql.data));
+	resetStringInfo(&sql);
+	appendStringInfoString(&sql, "CREATE TABLE IF NOT EXISTS ");
+	redshift_append_identifier(&sql, schema);
+	appendStringInfo(&sql, ".%s %s", MATERIALIZE_CHECKPOINT_TABLE,
+					 MATERIALIZE_CHECKPOINT_COLUMNS);
+	PQclear(redshift_exec(state->conn, sql.data));
+	resetStringInfo(&sql);
+	appendStringInfoString(&sql, "SELECT count(*) FROM ");
+	redshift_append_identifier(&sql, schema);
+	appendStringInfo(&sql, ".%s", MATERIALIZE_CHECKPOINT_TABLE);
+	res = redshift_exec(state->conn, sql.data);
+	state->detail =
+		psprintf("%s.%s ready (%s checkpoint%s)", schema,
+				 MATERIALIZE_CHECKPOINT_TABLE, PQgetvalue(res, 0, 0),
+				 strcmp(PQgetvalue(res, 0, 0), "1") == 0 ? "" : "s");
+	PQclear(res);
+}
+
 /* A named step of a check. */
 typedef struct NamedStep
 {
@@ -419,7 +505,9 @@ redshift_fdw_check(PG_FUNCTION_ARGS)
 		{"connect", step_connect, true},
 		{"redshift", step_redshift, false},
 		{"list schemas", step_list_schemas, true},
-		{"select permission", step_select_permission, false}};
+		{"select permission", step_select_permission, false},
+		{"target schema", step_target_schema, false},
+		{"checkpoint table", step_checkpoint_table, false}};
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	CheckState state = {0};
 

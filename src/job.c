@@ -260,7 +260,6 @@ step_start_run(JobRun *run, void *state)
 		run->started = DatumGetTimestampTz(SPI_getbinval(
 			SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
 	}
-	if (strcmp(run->kind, "capture") == 0)
 	{
 		Oid qtypes[1] = {TEXTOID};
 		Datum qvalues[1] = {CStringGetTextDatum(run->binding)};
@@ -270,9 +269,13 @@ step_start_run(JobRun *run, void *state)
 		 * The binding's advisory lock, held by the session for the run; its
 		 * key is private to the owner, so no other role can take it.
 		 */
-		job_exec("SELECT server, lock_key, pg_try_advisory_lock(lock_key) "
-				 "FROM redshift_fdw.capture WHERE name = $1",
-				 1, qtypes, qvalues);
+		job_exec(
+			strcmp(run->kind, "capture") == 0
+				? "SELECT server, lock_key, pg_try_advisory_lock(lock_key) "
+				  "FROM redshift_fdw.capture WHERE name = $1"
+				: "SELECT server, lock_key, pg_try_advisory_lock(lock_key) "
+				  "FROM redshift_fdw.materialization WHERE name = $1",
+			1, qtypes, qvalues);
 		server = job_value(1);
 		run->found = server != NULL;
 		run->lock_key = job_value_int64(2);
@@ -304,6 +307,30 @@ step_capture_batch(JobRun *run, void *state)
 			 4, types, values);
 	progress->rows += job_value_int64(1);
 	progress->more = job_value_bool(2);
+}
+
+/* What an apply did. */
+typedef struct ApplyProgress
+{
+	int64 rows;
+	int64 bytes;
+} ApplyProgress;
+
+/*
+ * Step: one apply of a materialization (its Redshift transaction and the
+ * local trim commit together with this step).
+ */
+static void
+step_apply(JobRun *run, void *state)
+{
+	ApplyProgress *progress = state;
+	Oid types[1] = {TEXTOID};
+	Datum values[1] = {CStringGetTextDatum(run->binding)};
+
+	job_exec("SELECT rows, bytes FROM redshift_fdw._apply($1)", 1, types,
+			 values);
+	progress->rows = job_value_int64(1);
+	progress->bytes = job_value_int64(2);
 }
 
 /* The outcome of a run, for step_finish_run. */
@@ -405,15 +432,20 @@ run_one(int64 run_id, bool may_claim)
 						 run.kind, run.binding);
 	}
 	bytes_before = redshift_scan_bytes_received;
+	if (strcmp(run.kind, "materialization") == 0 &&
+		strcmp(outcome.status, "succeeded") == 0)
+	{
+		ApplyProgress applied = {0, 0};
+
+		if (!run_in_transaction(&run, step_apply, &applied, &error,
+								&sqlerrcode))
+			outcome.status = "failed";
+		progress.rows = applied.rows;
+		progress.more = false;
+		bytes_before = redshift_scan_bytes_received - applied.bytes;
+	}
 	while (strcmp(outcome.status, "succeeded") == 0 && progress.more)
 	{
-		if (strcmp(run.kind, "capture") != 0)
-		{
-			outcome.status = "failed";
-			error =
-				psprintf("bindings of kind \"%s\" cannot run yet", run.kind);
-			break;
-		}
 		CHECK_FOR_INTERRUPTS();
 		if (!run_in_transaction(&run, step_capture_batch, &progress, &error,
 								&sqlerrcode))

@@ -71,6 +71,10 @@ static const RedshiftOption option_table[] = {
 	{"s3_addressing", ForeignServerRelationId, OPT_ADDRESSING},
 	/* capture defaults (server) */
 	{"poll", ForeignServerRelationId, OPT_SCHEDULE},
+	/* materialization (server) */
+	{"schema", ForeignServerRelationId, OPT_STRING},
+	{"iam_role", ForeignServerRelationId, OPT_STRING},
+	{"update_delay", ForeignServerRelationId, OPT_SCHEDULE},
 	{"source_tag", ForeignServerRelationId, OPT_STRING},
 	/* authentication (user mapping) */
 	{"user", UserMappingRelationId, OPT_STRING},

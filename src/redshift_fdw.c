@@ -18,6 +18,7 @@
 #include "import.h"
 #include "option.h"
 #include "scan.h"
+#include "materialize.h"
 #include "scheduler.h"
 
 PG_MODULE_MAGIC;
@@ -35,6 +36,7 @@ void
 _PG_init(void)
 {
 	redshift_scheduler_define_gucs();
+	redshift_materialize_define_gucs();
 	if (process_shared_preload_libraries_in_progress)
 		redshift_scheduler_register();
 }

@@ -1,0 +1,1510 @@
+/*
+ * materialize.c
+ *		One apply of a materialization (redshift_fdw._apply):
+ *
+ *	1. take the binding's lock; stop early when nothing is pending;
+ *	2. on Redshift, bump the binding's fence in the checkpoint table and
+ *	   read the snapshot it last applied (the authority on what is done);
+ *	3. create the target table, or add the columns it lacks;
+ *	4. read the changes committed after that snapshot (one local
+ *	   statement, whose own snapshot is the high-water mark) into gzip CSV
+ *	   staging files in S3, with manifests;
+ *	5. widen VARCHAR columns that are too narrow (outside a transaction:
+ *	   Redshift refuses it in one);
+ *	6. one Redshift transaction: LOCK the checkpoint table first, check the
+ *	   fence and snapshot, COPY, delete and insert, move the checkpoint
+ *	   (only where the fence is still ours), COMMIT; retried on 1023;
+ *	7. delete the staged files, trim the local log, remember the snapshot.
+ *
+ * A failure anywhere leaves the checkpoint as it was, or moved with the
+ * data in one commit; the next apply starts again from step 1 and applies
+ * exactly what the checkpoint says is missing.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "common/pg_prng.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "foreign/foreign.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "mb/pg_wchar.h"
+#include "pgstat.h"
+#include "storage/latch.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "aws_credentials.h"
+#include "connection.h"
+#include "materialize.h"
+#include "option.h"
+#include "redact.h"
+#include "s3.h"
+#include "stage.h"
+#include "stage_format.h"
+#include "typemap.h"
+
+PG_FUNCTION_INFO_V1(redshift_fdw_apply);
+
+/* Rows fetched from the changes cursor at a time. */
+#define APPLY_FETCH_ROWS 1000
+
+/* Longest key value quoted in an error message. */
+#define KEY_TEXT_MAX 100
+
+/* Families of column types, to tell whether a Redshift column fits. */
+typedef enum TypeFamily
+{
+	FAM_INT,
+	FAM_NUMERIC,
+	FAM_FLOAT,
+	FAM_BOOL,
+	FAM_DATE,
+	FAM_TIMESTAMP,
+	FAM_TIME,
+	FAM_VARCHAR,
+	FAM_CHAR,
+	FAM_SUPER,
+	FAM_VARBYTE,
+	FAM_OTHER
+} TypeFamily;
+
+/* One column the materialization writes. */
+typedef struct MatColumn
+{
+	char *local_name;
+	char *local_type;
+	char *remote_name;
+	char *remote_type; /* the type it is created with */
+	bool is_key;
+	bool extra;		   /* added by the materialization (_rsfdw_...) */
+	bool exists;	   /* the Redshift table has it */
+	TypeFamily family; /* of the Redshift column */
+	int width;		   /* VARCHAR width in bytes, 0 when not VARCHAR */
+	size_t longest;	   /* longest value staged, in bytes */
+} MatColumn;
+
+/* A failed remote statement, redacted. */
+typedef struct RemoteFailure
+{
+	char sqlstate[6];
+	char *message;
+	char *detail;
+	char *hint;
+	const char *sql; /* as displayed */
+} RemoteFailure;
+
+/* Everything one apply knows. */
+typedef struct Apply
+{
+	/* the binding */
+	char *name;
+	int64 id;
+	char *source;
+	bool delta;
+	bool soft_delete;
+	int64 lock_key;
+	char *checkpoint_key;
+	int64 local_changes;
+	List *columns; /* MatColumn, source order, then extra columns */
+	int ncols;	   /* source columns */
+	TimestampTz started;
+
+	/* Redshift and S3 */
+	ForeignServer *server;
+	UserMapping *user;
+	RedshiftConn *conn;
+	S3Client *s3;
+	char *target;		/* "schema"."table" */
+	char *target_label; /* schema.table, for messages */
+	char *schema;
+	char *table;
+	char *checkpoint; /* "schema".redshift_fdw_checkpoints */
+	char *auth;		  /* COPY's authorization clause */
+	char *region;
+	const char *secrets[3];
+
+	/* the checkpoint as this apply found it */
+	int64 fence; /* ours, once bumped */
+	char *applied_snapshot;
+	int64 applied_changes;
+
+	/* what this apply stages */
+	char *apply_prefix; /* <binding>/<fence> */
+	char *snapshot;		/* the high-water mark */
+	bool reload;		/* replace the whole target */
+	StageWriter *upserts;
+	StageWriter *deletes;
+	const char *upsert_manifest;
+	const char *delete_manifest;
+	int64 rows;
+	int64 bytes;
+} Apply;
+
+/* GUC redshift_fdw.staging_file_size is stage_file_size_mb (stage.c). */
+
+/*
+ * Settings of materialization: the size staging files are rolled over at.
+ */
+void
+redshift_materialize_define_gucs(void)
+{
+	DefineCustomIntVariable(
+		"redshift_fdw.staging_file_size",
+		"Size at which a staging file is rolled over to the next one.",
+		"Compressed size; each file is uploaded to S3 as soon as it is full.",
+		&stage_file_size_mb, 64, 1, 4096, PGC_USERSET, GUC_UNIT_MB, NULL, NULL,
+		NULL);
+}
+
+/* ------------------------------------------------------------------ */
+/* local SQL                                                           */
+
+/* Run a local query through SPI, raising on failure. */
+static void
+local_exec(const char *sql, int nargs, Oid *types, Datum *values,
+		   const char *nulls)
+{
+	int rc = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
+
+	if (rc < 0)
+		elog(ERROR, "redshift_fdw: SPI failed (%d): %s", rc, sql);
+}
+
+/* Column n (1-based) of the first row of the last local result. */
+static char *
+local_value(int n)
+{
+	if (SPI_processed == 0)
+		return NULL;
+	return SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, n);
+}
+
+/* ------------------------------------------------------------------ */
+/* remote SQL                                                          */
+
+/* A copy of text with the apply's secrets removed (palloc'd). */
+static char *
+redacted(Apply *apply, const char *text)
+{
+	char *clean;
+	char *copy;
+
+	if (text == NULL)
+		return NULL;
+	clean = redact_secrets(text, apply->secrets, lengthof(apply->secrets));
+	if (clean == NULL)
+		return pstrdup(REDACTED_TEXT);
+	copy = pstrdup(clean);
+	free(clean);
+	return copy;
+}
+
+/*
+ * Run one remote statement.  On a remote error, fill failure (redacted)
+ * and return NULL; a lost connection raises (display is the SQL shown).
+ */
+static PGresult *
+remote_try(Apply *apply, const char *sql, const char *display,
+		   RemoteFailure *failure)
+{
+	PGresult *last = NULL;
+	PGresult *res;
+	PGresult *error = NULL;
+
+	redshift_send_query(apply->conn, sql, 0, NULL);
+	while ((res = redshift_get_result(apply->conn, display)) != NULL)
+	{
+		if (PQresultStatus(res) == PGRES_FATAL_ERROR && error == NULL)
+		{
+			error = res;
+			continue;
+		}
+		if (last)
+			PQclear(last);
+		last = res;
+	}
+	apply->conn->query_active = false;
+	if (error == NULL)
+		return last;
+	if (last)
+		PQclear(last);
+	memset(failure, 0, sizeof(*failure));
+	strlcpy(failure->sqlstate,
+			PQresultErrorField(error, PG_DIAG_SQLSTATE)
+				? PQresultErrorField(error, PG_DIAG_SQLSTATE)
+				: "XX000",
+			sizeof(failure->sqlstate));
+	failure->message =
+		redacted(apply, PQresultErrorField(error, PG_DIAG_MESSAGE_PRIMARY));
+	if (failure->message == NULL)
+		failure->message = pstrdup("unknown error");
+	failure->detail =
+		redacted(apply, PQresultErrorField(error, PG_DIAG_MESSAGE_DETAIL));
+	failure->hint =
+		redacted(apply, PQresultErrorField(error, PG_DIAG_MESSAGE_HINT));
+	failure->sql = display;
+	PQclear(error);
+	return NULL;
+}
+
+/* Raise a remote failure as an error naming the binding. */
+static void raise_failure(Apply *apply, RemoteFailure *failure)
+	pg_attribute_noreturn();
+
+static void
+raise_failure(Apply *apply, RemoteFailure *failure)
+{
+	const char *s = failure->sqlstate;
+
+	ereport(
+		ERROR,
+		(errcode(MAKE_SQLSTATE(s[0], s[1], s[2], s[3], s[4])),
+		 errmsg("materialization \"%s\": Redshift reported: %s", apply->name,
+				failure->message),
+		 failure->detail && failure->detail[0]
+			 ? errdetail_internal("%s", failure->detail)
+			 : 0,
+		 failure->hint && failure->hint[0] ? errhint("%s", failure->hint) : 0,
+		 failure->sql ? errcontext("remote SQL command: %s", failure->sql)
+					  : 0));
+}
+
+/* Run a remote statement that must succeed; returns its result. */
+static PGresult *
+remote_must(Apply *apply, const char *sql, const char *display)
+{
+	RemoteFailure failure;
+	PGresult *res = remote_try(apply, sql, display ? display : sql, &failure);
+
+	if (res == NULL)
+		raise_failure(apply, &failure);
+	return res;
+}
+
+/* Run a remote statement that must succeed, ignoring its result. */
+static void
+remote_command(Apply *apply, const char *sql)
+{
+	PQclear(remote_must(apply, sql, NULL));
+}
+
+/* End a failed remote transaction (its errors do not matter). */
+static void
+remote_rollback(Apply *apply)
+{
+	RemoteFailure ignored;
+	PGresult *res = remote_try(apply, "ROLLBACK", "ROLLBACK", &ignored);
+
+	if (res)
+		PQclear(res);
+}
+
+/* A string literal for Redshift (palloc'd). */
+static char *
+literal(const char *value)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	redshift_append_string_literal(&buf, value);
+	return buf.data;
+}
+
+/* A quoted identifier for Redshift (palloc'd). */
+static char *
+identifier(const char *name)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	redshift_append_identifier(&buf, name);
+	return buf.data;
+}
+
+/*
+ * Sleep before the next attempt of a transaction, interruptibly.
+ */
+static void
+retry_sleep(int attempt)
+{
+	long delay =
+		stage_retry_delay_ms(attempt, pg_prng_double(&pg_global_prng_state));
+	TimestampTz until =
+		TimestampTzPlusMilliseconds(GetCurrentTimestamp(), delay);
+
+	for (;;)
+	{
+		long left =
+			TimestampDifferenceMilliseconds(GetCurrentTimestamp(), until);
+		int rc;
+
+		if (left <= 0)
+			break;
+		rc =
+			WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					  left, PG_WAIT_EXTENSION);
+		if (rc & WL_LATCH_SET)
+			ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/* One attempt of a remote transaction: false with failure filled. */
+typedef bool (*RemoteTransaction)(Apply *apply, RemoteFailure *failure);
+
+/*
+ * Run a remote transaction, again from the start after a serializable
+ * isolation violation (1023), with backoff; any other failure is rolled
+ * back and returned false (failure filled) for the caller to report.
+ */
+static bool
+run_transaction(Apply *apply, RemoteTransaction body, const char *what,
+				RemoteFailure *failure)
+{
+	int attempt;
+
+	for (attempt = 1;; attempt++)
+	{
+		if (body(apply, failure))
+			return true;
+		remote_rollback(apply);
+		if (!redshift_error_is_serialization_conflict(
+				failure->sqlstate, failure->message, failure->detail))
+			return false;
+		if (attempt >= MATERIALIZE_MAX_ATTEMPTS)
+		{
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("materialization \"%s\": %s failed %d times with "
+							"a serializable isolation violation (1023)",
+							apply->name, what, attempt),
+					 errdetail_internal("%s", failure->message),
+					 errhint("Another transaction on Redshift keeps "
+							 "conflicting with the load; the next run "
+							 "tries again.")));
+		}
+		ereport(DEBUG1,
+				(errmsg("materialization \"%s\": 1023 in %s, attempt %d",
+						apply->name, what, attempt)));
+		retry_sleep(attempt);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* the binding                                                         */
+
+/* Read the binding's catalog row and columns (under row-level security). */
+static void
+load_binding(Apply *apply, const char *name)
+{
+	Oid types[1] = {TEXTOID};
+	Datum values[1] = {CStringGetTextDatum(name)};
+	uint64 i;
+
+	local_exec("SELECT id, server, source::text, delta_updates, soft_delete, "
+			   "lock_key, checkpoint_key, applied_changes, target_schema, "
+			   "target_table FROM redshift_fdw._mat($1)",
+			   1, types, values, NULL);
+	apply->name = pstrdup(name);
+	apply->id = pg_strtoint64(local_value(1));
+	apply->server = GetForeignServerByName(local_value(2), false);
+	apply->source = local_value(3);
+	apply->delta = strcmp(local_value(4), "t") == 0;
+	apply->soft_delete = strcmp(local_value(5), "t") == 0;
+	apply->lock_key = pg_strtoint64(local_value(6));
+	apply->checkpoint_key = local_value(7);
+	apply->local_changes = pg_strtoint64(local_value(8));
+	apply->schema = local_value(9);
+	apply->table = local_value(10);
+	apply->target =
+		psprintf("%s.%s", identifier(apply->schema), identifier(apply->table));
+	apply->target_label = psprintf("%s.%s", apply->schema, apply->table);
+
+	local_exec("SELECT c.local_name, format_type(a.atttypid, a.atttypmod), "
+			   "c.remote_name, c.remote_type, c.is_key "
+			   "FROM redshift_fdw._mat($1) m CROSS JOIN LATERAL "
+			   "redshift_fdw._mat_columns(m.source, m.key_columns) c "
+			   "JOIN pg_attribute a ON a.attrelid = m.source "
+			   "AND a.attnum = c.attnum ORDER BY c.attnum",
+			   1, types, values, NULL);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple tup = SPI_tuptable->vals[i];
+		TupleDesc desc = SPI_tuptable->tupdesc;
+		MatColumn *col = palloc0(sizeof(MatColumn));
+
+		col->local_name = SPI_getvalue(tup, desc, 1);
+		col->local_type = SPI_getvalue(tup, desc, 2);
+		col->remote_name = SPI_getvalue(tup, desc, 3);
+		col->remote_type = SPI_getvalue(tup, desc, 4);
+		col->is_key = strcmp(SPI_getvalue(tup, desc, 5), "t") == 0;
+		apply->columns = lappend(apply->columns, col);
+	}
+	apply->ncols = list_length(apply->columns);
+	if (apply->ncols == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("materialization \"%s\": source %s has no columns",
+						name, apply->source)));
+	local_exec("SELECT remote_name, remote_type FROM "
+			   "redshift_fdw._mat_extra_columns($1, $2)",
+			   2, (Oid[]){BOOLOID, BOOLOID},
+			   (Datum[]){BoolGetDatum(apply->delta),
+						 BoolGetDatum(apply->soft_delete)},
+			   NULL);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		MatColumn *col = palloc0(sizeof(MatColumn));
+
+		col->remote_name =
+			SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		col->remote_type =
+			SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+		col->local_name = col->remote_name;
+		col->local_type = col->remote_type;
+		col->extra = true;
+		apply->columns = lappend(apply->columns, col);
+	}
+	/* names equal ignoring case, reserved names: before anything is sent */
+	local_exec("SELECT redshift_fdw._mat_check_columns(m) "
+			   "FROM redshift_fdw._mat($1) m",
+			   1, types, values, NULL);
+}
+
+/* The family of a type as Redshift (or our mapping) names it. */
+static TypeFamily
+type_family(const char *type)
+{
+	static const struct
+	{
+		const char *prefix;
+		TypeFamily family;
+	} families[] = {{"smallint", FAM_INT},
+					{"integer", FAM_INT},
+					{"bigint", FAM_INT},
+					{"int", FAM_INT},
+					{"numeric", FAM_NUMERIC},
+					{"decimal", FAM_NUMERIC},
+					{"double precision", FAM_FLOAT},
+					{"real", FAM_FLOAT},
+					{"float", FAM_FLOAT},
+					{"boolean", FAM_BOOL},
+					{"bool", FAM_BOOL},
+					{"date", FAM_DATE},
+					{"timestamp", FAM_TIMESTAMP},
+					{"time", FAM_TIME},
+					{"character varying", FAM_VARCHAR},
+					{"varchar", FAM_VARCHAR},
+					{"text", FAM_VARCHAR},
+					{"character", FAM_CHAR},
+					{"char", FAM_CHAR},
+					{"bpchar", FAM_CHAR},
+					{"super", FAM_SUPER},
+					{"varbyte", FAM_VARBYTE},
+					{"binary varying", FAM_VARBYTE}};
+	size_t i;
+
+	for (i = 0; i < lengthof(families); i++)
+		if (pg_strncasecmp(type, families[i].prefix,
+						   strlen(families[i].prefix)) == 0)
+			return families[i].family;
+	return FAM_OTHER;
+}
+
+/* Whether a Redshift column of family have can take what we write. */
+static bool
+family_fits(TypeFamily want, TypeFamily have)
+{
+	if (want == have || have == FAM_VARCHAR)
+		return true;
+	if (want == FAM_INT && (have == FAM_NUMERIC || have == FAM_FLOAT))
+		return true;
+	return false;
+}
+
+/* The column named remote_name, or NULL. */
+static MatColumn *
+find_column(Apply *apply, const char *remote_name)
+{
+	ListCell *lc;
+
+	foreach (lc, apply->columns)
+	{
+		MatColumn *col = lfirst(lc);
+
+		if (strcmp(col->remote_name, remote_name) == 0)
+			return col;
+	}
+	return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Redshift: checkpoint, fence, target                                 */
+
+/* A schema on Redshift, made when missing. */
+static void
+ensure_schema(Apply *apply, const char *schema)
+{
+	PGresult *res =
+		remote_must(apply,
+					psprintf("SELECT 1 FROM pg_namespace WHERE nspname = %s",
+							 literal(schema)),
+					NULL);
+	bool missing = PQntuples(res) == 0;
+
+	PQclear(res);
+	if (missing)
+		remote_command(apply, psprintf("CREATE SCHEMA IF NOT EXISTS %s",
+									   identifier(schema)));
+}
+
+/*
+ * The server's schema on Redshift (option schema, default public),
+ * lower-cased as Redshift folds names: where the checkpoint table is, and
+ * targets by default.
+ */
+char *
+redshift_materialize_schema(ForeignServer *server)
+{
+	char *schema = redshift_option_string(server->options, "schema");
+	char *p;
+
+	schema = pstrdup(schema ? schema : "public");
+	for (p = schema; *p; p++)
+		*p = pg_ascii_tolower((unsigned char) *p);
+	return schema;
+}
+
+/* The checkpoint table (in the server's schema), made when missing. */
+static void
+ensure_checkpoint_table(Apply *apply)
+{
+	char *schema = redshift_materialize_schema(apply->server);
+
+	ensure_schema(apply, schema);
+	apply->checkpoint =
+		psprintf("%s.%s", identifier(schema), MATERIALIZE_CHECKPOINT_TABLE);
+	remote_command(
+		apply,
+		psprintf(
+			"CREATE TABLE IF NOT EXISTS %s " MATERIALIZE_CHECKPOINT_COLUMNS,
+			apply->checkpoint));
+}
+
+/* The checkpoint's row of this binding, locked (the table is). */
+static bool
+read_checkpoint(Apply *apply, RemoteFailure *failure, bool *found,
+				int64 *fence, char **snapshot, int64 *changes)
+{
+	char *sql = psprintf("SELECT fence, applied_snapshot, applied_changes "
+						 "FROM %s WHERE binding = %s",
+						 apply->checkpoint, literal(apply->checkpoint_key));
+	PGresult *res = remote_try(apply, sql, sql, failure);
+
+	if (res == NULL)
+		return false;
+	*found = PQntuples(res) > 0;
+	if (*found)
+	{
+		*fence = pg_strtoint64(PQgetvalue(res, 0, 0));
+		*snapshot =
+			PQgetisnull(res, 0, 1) ? NULL : pstrdup(PQgetvalue(res, 0, 1));
+		*changes = pg_strtoint64(PQgetvalue(res, 0, 2));
+	}
+	PQclear(res);
+	return true;
+}
+
+/* A statement of a remote transaction; false with failure filled. */
+static bool
+step(Apply *apply, const char *sql, const char *display,
+	 RemoteFailure *failure)
+{
+	PGresult *res = remote_try(apply, sql, display ? display : sql, failure);
+
+	if (res == NULL)
+		return false;
+	PQclear(res);
+	return true;
+}
+
+/*
+ * Transaction: bump this binding's fence (creating its checkpoint row),
+ * so that an apply still running elsewhere can no longer commit, and read
+ * what the checkpoint says is applied.
+ */
+static bool
+fence_transaction(Apply *apply, RemoteFailure *failure)
+{
+	bool found;
+	int64 fence = 0;
+	char *snapshot = NULL;
+	int64 changes = 0;
+	char *now = DatumGetCString(DirectFunctionCall1(
+		timestamptz_out, TimestampTzGetDatum(GetCurrentTimestamp())));
+
+	if (!step(apply, "BEGIN", NULL, failure) ||
+		!step(apply, psprintf("LOCK %s", apply->checkpoint), NULL, failure) ||
+		!read_checkpoint(apply, failure, &found, &fence, &snapshot, &changes))
+		return false;
+	if (!found)
+	{
+		if (!step(apply,
+				  psprintf("INSERT INTO %s VALUES (%s, %s, %s, 1, NULL, 0, "
+						   "%s::timestamptz::timestamp)",
+						   apply->checkpoint, literal(apply->checkpoint_key),
+						   literal(apply->name), literal(apply->target_label),
+						   literal(now)),
+				  NULL, failure))
+			return false;
+		fence = 1;
+	}
+	else
+	{
+		fence++;
+		if (!step(apply,
+				  psprintf("UPDATE %s SET fence = " INT64_FORMAT
+						   " WHERE binding = %s",
+						   apply->checkpoint, fence,
+						   literal(apply->checkpoint_key)),
+				  NULL, failure))
+			return false;
+	}
+	if (!step(apply, "COMMIT", NULL, failure))
+		return false;
+	apply->fence = fence;
+	apply->applied_snapshot = snapshot;
+	apply->applied_changes = changes;
+	return true;
+}
+
+/*
+ * Make the target table fit: create it (and its schema) when missing, add
+ * the columns it lacks; an existing column of an incompatible type is an
+ * error.  Records VARCHAR widths for widening.
+ */
+static void
+prepare_target(Apply *apply)
+{
+	StringInfoData sql;
+	PGresult *res;
+	ListCell *lc;
+	int i;
+
+	res = remote_must(
+		apply,
+		psprintf("SELECT column_name, data_type, character_maximum_length "
+				 "FROM svv_columns WHERE table_schema = %s AND table_name = "
+				 "%s ORDER BY ordinal_position",
+				 literal(apply->schema), literal(apply->table)),
+		NULL);
+	for (i = 0; i < PQntuples(res); i++)
+	{
+		MatColumn *col = find_column(apply, PQgetvalue(res, i, 0));
+		TypeFamily have;
+
+		if (col == NULL)
+			continue; /* a column of its own: stays NULL */
+		have = type_family(PQgetvalue(res, i, 1));
+		if (!family_fits(type_family(col->remote_type), have))
+		{
+			char *type = pstrdup(PQgetvalue(res, i, 1));
+
+			PQclear(res);
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("materialization \"%s\": column \"%s\" of "
+							"Redshift table %s is %s, which cannot hold "
+							"values of source column \"%s\" (%s)",
+							apply->name, col->remote_name, apply->target_label,
+							type, col->local_name, col->local_type),
+					 errhint("Change or drop the column on Redshift (a "
+							 "missing table or column is created), or "
+							 "materialize into another table.")));
+		}
+		col->exists = true;
+		col->family = have;
+		if (have == FAM_VARCHAR && !PQgetisnull(res, i, 2))
+			col->width = atoi(PQgetvalue(res, i, 2));
+	}
+	if (PQntuples(res) == 0)
+	{
+		PQclear(res);
+		ensure_schema(apply, apply->schema);
+		initStringInfo(&sql);
+		appendStringInfo(&sql, "CREATE TABLE %s (", apply->target);
+		foreach (lc, apply->columns)
+		{
+			MatColumn *col = lfirst(lc);
+
+			appendStringInfo(&sql, "%s%s %s",
+							 foreach_current_index (lc) ? ", " : "",
+							 identifier(col->remote_name), col->remote_type);
+			col->exists = true;
+			col->family = type_family(col->remote_type);
+			col->width = col->family == FAM_VARCHAR ? 256 : 0;
+		}
+		appendStringInfoChar(&sql, ')');
+		remote_command(apply, sql.data);
+	}
+	else
+		PQclear(res);
+	foreach (lc, apply->columns)
+	{
+		MatColumn *col = lfirst(lc);
+
+		if (col->exists)
+			continue;
+		remote_command(
+			apply, psprintf("ALTER TABLE %s ADD COLUMN %s %s", apply->target,
+							identifier(col->remote_name), col->remote_type));
+		col->exists = true;
+		col->family = type_family(col->remote_type);
+		col->width = col->family == FAM_VARCHAR ? 256 : 0;
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* staging                                                             */
+
+/* "(k1, k2)=(v1, v2)" of a change row, for errors naming a key. */
+static char *
+describe_key(Apply *apply, HeapTuple tuple, TupleDesc desc)
+{
+	StringInfoData names;
+	StringInfoData vals;
+	ListCell *lc;
+
+	initStringInfo(&names);
+	initStringInfo(&vals);
+	foreach (lc, apply->columns)
+	{
+		MatColumn *col = lfirst(lc);
+		int i = foreach_current_index (lc);
+		char *value;
+
+		if (col->extra || !col->is_key)
+			continue;
+		value = SPI_getvalue(tuple, desc, 4 + i);
+		appendStringInfo(&names, "%s%s", names.len ? ", " : "",
+						 quote_identifier(col->local_name));
+		if (value && strlen(value) > KEY_TEXT_MAX)
+			value[pg_mbcliplen(value, strlen(value), KEY_TEXT_MAX)] = '\0';
+		appendStringInfo(&vals, "%s%s", vals.len ? ", " : "",
+						 value ? value : "NULL");
+	}
+	return psprintf("(%s)=(%s)", names.data, vals.data);
+}
+
+/*
+ * Append one value as a CSV field (NULL as the NULL text), refusing what
+ * Redshift could not load the same.
+ */
+static void
+append_field(Apply *apply, StringInfo line, MatColumn *col, Datum value,
+			 bool isnull, HeapTuple tuple, TupleDesc desc)
+{
+	text *t;
+	const char *data;
+	size_t len;
+
+	if (line->len > 0)
+		appendStringInfoChar(line, ',');
+	if (isnull)
+	{
+		appendStringInfoString(line, STAGE_NULL_TEXT);
+		return;
+	}
+	t = DatumGetTextPP(value);
+	data = VARDATA_ANY(t);
+	len = VARSIZE_ANY_EXHDR(t);
+	if (csv_value_reads_as_null(data, len))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("materialization \"%s\": value of column \"%s\" for "
+						"key %s is the text \\N, which Redshift's COPY would "
+						"load as NULL",
+						apply->name, col->local_name,
+						describe_key(apply, tuple, desc))));
+	if (col->family == FAM_VARCHAR)
+	{
+		if (len > STAGE_MAX_VARCHAR)
+			ereport(ERROR,
+					(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
+					 errmsg("materialization \"%s\": value of column \"%s\" "
+							"for key %s is %zu bytes, more than Redshift's "
+							"VARCHAR holds (%d)",
+							apply->name, col->local_name,
+							describe_key(apply, tuple, desc), len,
+							STAGE_MAX_VARCHAR),
+					 errhint("Shorten the value, or materialize a view that "
+							 "does.")));
+		if (len > col->longest)
+			col->longest = len;
+	}
+	enlargeStringInfo(line, (int) Min(csv_quoted_length(data, len),
+									  (size_t) MaxAllocSize / 2));
+	if (csv_quoted_length(data, len) > (size_t) (line->maxlen - line->len - 1))
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("materialization \"%s\": row for key %s is too large",
+						apply->name, describe_key(apply, tuple, desc))));
+	line->len += csv_quote(line->data + line->len, data, len);
+	line->data[line->len] = '\0';
+	if ((Pointer) t != DatumGetPointer(value))
+		pfree(t);
+}
+
+/* Refuse a row Redshift's COPY would reject for its size (4 MB). */
+static void
+check_row_size(Apply *apply, StringInfo line, HeapTuple tuple, TupleDesc desc)
+{
+	if (line->len + 1 > STAGE_MAX_ROW_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("materialization \"%s\": row for key %s is %d bytes, "
+						"more than the 4 MB Redshift loads per row",
+						apply->name, describe_key(apply, tuple, desc),
+						line->len + 1),
+				 errdetail("Nothing of this apply reached Redshift."),
+				 errhint("Make the row smaller (or leave its large columns "
+						 "out of a view you materialize instead).")));
+}
+
+/* Stage one change row. */
+static void
+stage_row(Apply *apply, HeapTuple tuple, TupleDesc desc, char op)
+{
+	bool isnull;
+	ListCell *lc;
+	StringInfo line;
+	bool only_keys = !apply->delta && op == 'D';
+
+	line = stage_row_buffer(only_keys ? apply->deletes : apply->upserts);
+	foreach (lc, apply->columns)
+	{
+		MatColumn *col = lfirst(lc);
+		int i = foreach_current_index (lc);
+		Datum value;
+
+		if (col->extra)
+			continue;
+		if (only_keys && !col->is_key)
+			continue;
+		value = SPI_getbinval(tuple, desc, 4 + i, &isnull);
+		append_field(apply, line, col, value, isnull, tuple, desc);
+	}
+	if (apply->delta)
+	{
+		Datum seq = SPI_getbinval(tuple, desc, 2, &isnull);
+		int64 number = apply->applied_changes +
+					   (isnull ? stage_writer_rows(apply->upserts) + 1
+							   : DatumGetInt64(seq));
+
+		appendStringInfo(line, ",\"%c\"," INT64_FORMAT, op, number);
+	}
+	check_row_size(apply, line, tuple, desc);
+	stage_write_row(only_keys ? apply->deletes : apply->upserts);
+}
+
+/*
+ * Read the pending changes (one local statement: its snapshot is the
+ * high-water mark) into staging files, and upload their manifests.
+ */
+static void
+stage_changes(Apply *apply)
+{
+	Oid types[1] = {TEXTOID};
+	Datum values[1];
+	char nulls[1];
+	Portal portal;
+	char *query;
+
+	local_exec("SELECT redshift_fdw._mat_changes_query(m) "
+			   "FROM redshift_fdw._mat($1) m",
+			   1, types, (Datum[]){CStringGetTextDatum(apply->name)}, NULL);
+	query = local_value(1);
+	values[0] = apply->applied_snapshot
+					? CStringGetTextDatum(apply->applied_snapshot)
+					: (Datum) 0;
+	nulls[0] = apply->applied_snapshot ? ' ' : 'n';
+	apply->upserts = stage_writer_create(
+		apply->s3, psprintf("%s/%s", apply->apply_prefix,
+							apply->delta ? "changes" : "upserts"));
+	apply->deletes = stage_writer_create(
+		apply->s3, psprintf("%s/deletes", apply->apply_prefix));
+	portal = SPI_cursor_open_with_args(NULL, query, 1, types, values, nulls,
+									   true, CURSOR_OPT_NO_SCROLL);
+	for (;;)
+	{
+		uint64 i;
+
+		CHECK_FOR_INTERRUPTS();
+		SPI_cursor_fetch(portal, true, APPLY_FETCH_ROWS);
+		if (SPI_processed == 0)
+			break;
+		for (i = 0; i < SPI_processed; i++)
+		{
+			HeapTuple tuple = SPI_tuptable->vals[i];
+			TupleDesc desc = SPI_tuptable->tupdesc;
+			char *op = SPI_getvalue(tuple, desc, 1);
+
+			if (op[0] == 'S' || op[0] == 'R')
+			{
+				apply->snapshot = MemoryContextStrdup(
+					TopTransactionContext, SPI_getvalue(tuple, desc, 3));
+				apply->reload = op[0] == 'R';
+			}
+			else
+				stage_row(apply, tuple, desc, op[0]);
+			pfree(op);
+		}
+		SPI_freetuptable(SPI_tuptable);
+	}
+	SPI_cursor_close(portal);
+	if (apply->snapshot == NULL)
+		elog(ERROR, "redshift_fdw: the changes query gave no snapshot");
+	apply->upsert_manifest = stage_writer_finish(apply->upserts);
+	apply->delete_manifest = stage_writer_finish(apply->deletes);
+	apply->rows =
+		stage_writer_rows(apply->upserts) + stage_writer_rows(apply->deletes);
+	apply->bytes = stage_writer_bytes(apply->upserts) +
+				   stage_writer_bytes(apply->deletes);
+}
+
+/* Widen VARCHAR columns too narrow for what was staged (autocommit). */
+static void
+widen_columns(Apply *apply)
+{
+	ListCell *lc;
+
+	foreach (lc, apply->columns)
+	{
+		MatColumn *col = lfirst(lc);
+		int width;
+
+		if (col->family != FAM_VARCHAR || col->width <= 0 ||
+			col->longest <= (size_t) col->width)
+			continue;
+		width = stage_varchar_width(col->longest);
+		remote_command(
+			apply,
+			psprintf("ALTER TABLE %s ALTER COLUMN %s TYPE VARCHAR(%d)",
+					 apply->target, identifier(col->remote_name), width));
+		ereport(DEBUG1, (errmsg("materialization \"%s\": %s.%s widened to "
+								"VARCHAR(%d)",
+								apply->name, apply->target_label,
+								col->remote_name, width)));
+		col->width = width;
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* the load transaction                                                */
+
+/* "COPY table (cols) FROM manifest ..." with or without the secrets. */
+static char *
+copy_statement(Apply *apply, const char *table, bool keys_only,
+			   const char *manifest, bool display)
+{
+	StringInfoData sql;
+	ListCell *lc;
+	bool first = true;
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "COPY %s (", table);
+	foreach (lc, apply->columns)
+	{
+		MatColumn *col = lfirst(lc);
+
+		if ((keys_only && !col->is_key) || (col->extra && !apply->delta))
+			continue;
+		appendStringInfo(&sql, "%s%s", first ? "" : ", ",
+						 identifier(col->remote_name));
+		first = false;
+	}
+	appendStringInfo(&sql,
+					 ") FROM %s %s MANIFEST REGION %s FORMAT AS CSV "
+					 "GZIP NULL AS %s DATEFORMAT 'auto' TIMEFORMAT "
+					 "'auto' COMPUPDATE OFF STATUPDATE OFF",
+					 literal(s3_client_location(apply->s3, manifest)),
+					 display ? "CREDENTIALS [redacted]" : apply->auth,
+					 literal(apply->region), literal(STAGE_NULL_TEXT));
+	return sql.data;
+}
+
+/* "t.k1 = s.k1 AND ..." over the key columns. */
+static char *
+key_match(Apply *apply, const char *left, const char *right)
+{
+	StringInfoData buf;
+	ListCell *lc;
+
+	initStringInfo(&buf);
+	foreach (lc, apply->columns)
+	{
+		MatColumn *col = lfirst(lc);
+
+		if (!col->is_key)
+			continue;
+		appendStringInfo(&buf, "%s%s.%s = %s.%s", buf.len ? " AND " : "", left,
+						 identifier(col->remote_name), right,
+						 identifier(col->remote_name));
+	}
+	return buf.data;
+}
+
+/* The source columns, quoted, comma-separated (with a table prefix). */
+static char *
+column_list(Apply *apply, const char *prefix)
+{
+	StringInfoData buf;
+	ListCell *lc;
+
+	initStringInfo(&buf);
+	foreach (lc, apply->columns)
+	{
+		MatColumn *col = lfirst(lc);
+
+		if (col->extra)
+			continue;
+		appendStringInfo(&buf, "%s%s%s%s", buf.len ? ", " : "",
+						 prefix ? prefix : "", prefix ? "." : "",
+						 identifier(col->remote_name));
+	}
+	return buf.data;
+}
+
+/* Run a COPY step; on failure remember that load errors may explain it. */
+static bool
+copy_step(Apply *apply, const char *table, bool keys_only,
+		  const char *manifest, RemoteFailure *failure)
+{
+	return step(
+		apply, copy_statement(apply, table, keys_only, manifest, false),
+		copy_statement(apply, table, keys_only, manifest, true), failure);
+}
+
+/*
+ * Transaction: the load.  LOCK first (so applies into one schema queue
+ * instead of failing with 1023), then check that the fence is ours and
+ * the checkpoint is where the staged changes start, apply them, and move
+ * the checkpoint where the fence is still ours.
+ */
+static bool
+load_transaction(Apply *apply, RemoteFailure *failure)
+{
+	bool found;
+	int64 fence;
+	char *snapshot = NULL;
+	int64 changes;
+	PGresult *res;
+	int64 new_changes =
+		apply->applied_changes + (apply->delta ? apply->rows : 0);
+	char *now = DatumGetCString(DirectFunctionCall1(
+		timestamptz_out, TimestampTzGetDatum(GetCurrentTimestamp())));
+	char *sql;
+
+	if (!step(apply, "BEGIN", NULL, failure) ||
+		!step(apply, psprintf("LOCK %s", apply->checkpoint), NULL, failure) ||
+		!read_checkpoint(apply, failure, &found, &fence, &snapshot, &changes))
+		return false;
+	if (!found || fence != apply->fence ||
+		(snapshot == NULL) != (apply->applied_snapshot == NULL) ||
+		(snapshot && strcmp(snapshot, apply->applied_snapshot) != 0))
+	{
+		remote_rollback(apply);
+		ereport(ERROR,
+				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+				 errmsg("materialization \"%s\": another writer took over %s "
+						"(checkpoint fence " INT64_FORMAT
+						", this apply's " INT64_FORMAT ")",
+						apply->name, apply->target_label, found ? fence : 0,
+						apply->fence),
+				 errdetail("Nothing was applied."),
+				 errhint("Another copy of this database is applying the same "
+						 "binding, or an apply began meanwhile; the next run "
+						 "starts from the checkpoint again.")));
+	}
+	if (apply->delta)
+	{
+		if (apply->upsert_manifest &&
+			!copy_step(apply, apply->target, false, apply->upsert_manifest,
+					   failure))
+			return false;
+	}
+	else
+	{
+		if (apply->reload &&
+			!step(apply,
+				  apply->soft_delete
+					  ? psprintf("UPDATE %s SET _rsfdw_deleted = true",
+								 apply->target)
+					  : psprintf("DELETE FROM %s", apply->target),
+				  NULL, failure))
+			return false;
+		if (apply->upsert_manifest)
+		{
+			const char *into = apply->target;
+
+			if (!apply->reload || apply->soft_delete)
+			{
+				into = "rsfdw_upserts";
+				if (!step(apply,
+						  psprintf("CREATE TEMP TABLE rsfdw_upserts (LIKE %s)",
+								   apply->target),
+						  NULL, failure))
+					return false;
+			}
+			if (!copy_step(apply, into, false, apply->upsert_manifest,
+						   failure))
+				return false;
+			if (strcmp(into, "rsfdw_upserts") == 0 &&
+				(!step(apply,
+					   psprintf("DELETE FROM %s USING rsfdw_upserts rsfdw_src "
+								"WHERE %s",
+								apply->target,
+								key_match(apply, apply->target, "rsfdw_src")),
+					   NULL, failure) ||
+				 !step(apply,
+					   psprintf("INSERT INTO %s (%s%s) SELECT %s%s FROM "
+								"rsfdw_upserts rsfdw_src",
+								apply->target, column_list(apply, NULL),
+								apply->soft_delete ? ", _rsfdw_deleted" : "",
+								column_list(apply, "rsfdw_src"),
+								apply->soft_delete ? ", false" : ""),
+					   NULL, failure) ||
+				 !step(apply, "DROP TABLE rsfdw_upserts", NULL, failure)))
+				return false;
+		}
+		if (apply->delete_manifest)
+		{
+			if (!step(apply,
+					  psprintf("CREATE TEMP TABLE rsfdw_deletes (LIKE %s)",
+							   apply->target),
+					  NULL, failure) ||
+				!copy_step(apply, "rsfdw_deletes", true,
+						   apply->delete_manifest, failure))
+				return false;
+			sql = apply->soft_delete
+					  ? psprintf("UPDATE %s SET _rsfdw_deleted = true FROM "
+								 "rsfdw_deletes rsfdw_src WHERE %s",
+								 apply->target,
+								 key_match(apply, apply->target, "rsfdw_src"))
+					  : psprintf("DELETE FROM %s USING rsfdw_deletes "
+								 "rsfdw_src WHERE %s",
+								 apply->target,
+								 key_match(apply, apply->target, "rsfdw_src"));
+			if (!step(apply, sql, NULL, failure) ||
+				!step(apply, "DROP TABLE rsfdw_deletes", NULL, failure))
+				return false;
+		}
+	}
+	sql = psprintf(
+		"UPDATE %s SET applied_snapshot = %s, applied_changes = " INT64_FORMAT
+		", updated_at = %s::timestamptz::timestamp WHERE binding = "
+		"%s AND fence = " INT64_FORMAT,
+		apply->checkpoint, literal(apply->snapshot), new_changes, literal(now),
+		literal(apply->checkpoint_key), apply->fence);
+	res = remote_try(apply, sql, sql, failure);
+	if (res == NULL)
+		return false;
+	if (strcmp(PQcmdTuples(res), "1") != 0)
+	{
+		PQclear(res);
+		remote_rollback(apply);
+		ereport(ERROR,
+				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+				 errmsg("materialization \"%s\": another writer took over %s "
+						"during the load",
+						apply->name, apply->target_label),
+				 errdetail("Nothing was applied.")));
+	}
+	PQclear(res);
+	if (!step(apply, "COMMIT", NULL, failure))
+		return false;
+	apply->applied_changes = new_changes;
+	return true;
+}
+
+/*
+ * After a failed load (rolled back): the row Redshift rejected, from
+ * stl_load_errors (or sys_load_error_detail), as an error.
+ */
+static void
+report_load_failure(Apply *apply, RemoteFailure *failure)
+{
+	char *prefix = literal(
+		psprintf("%s%%", s3_client_location(apply->s3, apply->apply_prefix)));
+	PGresult *res;
+
+	res = redshift_catalog_query(
+		apply->conn,
+		psprintf("SELECT TRIM(filename), line_number, TRIM(colname), "
+				 "err_code, TRIM(err_reason), TRIM(raw_field_value) "
+				 "FROM stl_load_errors WHERE session = pg_backend_pid() "
+				 "AND filename LIKE %s ORDER BY starttime DESC, query DESC "
+				 "LIMIT 1",
+				 prefix),
+		true);
+	if (res == NULL || PQntuples(res) == 0)
+	{
+		if (res)
+			PQclear(res);
+		res = redshift_catalog_query(
+			apply->conn,
+			psprintf("SELECT TRIM(file_name), line_number, TRIM(column_name), "
+					 "error_code, TRIM(error_message), NULL "
+					 "FROM sys_load_error_detail WHERE session_id = "
+					 "pg_backend_pid() AND file_name LIKE %s "
+					 "ORDER BY start_time DESC LIMIT 1",
+					 prefix),
+			true);
+	}
+	if (res == NULL || PQntuples(res) == 0)
+	{
+		if (res)
+			PQclear(res);
+		raise_failure(apply, failure);
+	}
+	{
+		char *file = pstrdup(PQgetvalue(res, 0, 0));
+		char *line = pstrdup(PQgetvalue(res, 0, 1));
+		char *column = pstrdup(PQgetvalue(res, 0, 2));
+		char *code = pstrdup(PQgetvalue(res, 0, 3));
+		char *reason = redacted(apply, PQgetvalue(res, 0, 4));
+		char *value = PQgetisnull(res, 0, 5)
+						  ? NULL
+						  : redacted(apply, PQgetvalue(res, 0, 5));
+
+		PQclear(res);
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("materialization \"%s\": Redshift rejected a row "
+						"loading %s: %s (error %s)",
+						apply->name, apply->target_label, reason, code),
+				 errdetail("File %s, line %s, column \"%s\"%s%s%s. Nothing "
+						   "was applied.",
+						   file, line, column, value ? ", value \"" : "",
+						   value ? value : "", value ? "\"" : ""),
+				 errhint("Compare the Redshift table's definition with the "
+						 "source (NOT NULL columns, narrower types); "
+						 "stl_load_errors lists every rejected row.")));
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* the apply                                                           */
+
+/* COPY's authorization: the server's IAM role, else the AWS keys. */
+static void
+resolve_authorization(Apply *apply)
+{
+	char *role = redshift_option_string(apply->server->options, "iam_role");
+	AwsCredentials creds;
+	StringInfoData buf;
+
+	apply->region = aws_resolve_region(apply->server);
+	aws_resolve_credentials(apply->user, &creds);
+	apply->secrets[0] = creds.secret_access_key;
+	apply->secrets[1] = creds.session_token;
+	apply->secrets[2] = creds.access_key_id;
+	initStringInfo(&buf);
+	if (role)
+		appendStringInfo(&buf, "IAM_ROLE %s", literal(role));
+	else
+	{
+		appendStringInfo(&buf, "ACCESS_KEY_ID %s SECRET_ACCESS_KEY %s",
+						 literal(creds.access_key_id),
+						 literal(creds.secret_access_key));
+		if (creds.session_token)
+			appendStringInfo(&buf, " SESSION_TOKEN %s",
+							 literal(creds.session_token));
+	}
+	apply->auth = buf.data;
+}
+
+/* Remove what earlier applies of the binding left in S3 (best effort). */
+static void
+remove_leftovers(Apply *apply)
+{
+	List *objects = s3_list(apply->s3, psprintf("%s/", apply->name));
+	List *keys = NIL;
+	ListCell *lc;
+
+	foreach (lc, objects)
+		keys = lappend(keys, ((S3Object *) lfirst(lc))->key);
+	if (keys != NIL)
+		s3_delete(apply->s3, keys);
+}
+
+/* Delete this apply's staged files; a failure is only a warning. */
+static void
+remove_staged(Apply *apply)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	List *keys = list_concat_copy(stage_writer_keys(apply->upserts),
+								  stage_writer_keys(apply->deletes));
+
+	if (keys == NIL)
+		return;
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		s3_delete(apply->s3, keys);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		ereport(WARNING,
+				(errmsg("materialization \"%s\": could not delete the staged "
+						"files under %s: %s",
+						apply->name,
+						s3_client_location(apply->s3, apply->apply_prefix),
+						edata->message),
+				 errdetail("The load is committed; the next apply deletes "
+						   "them.")));
+	}
+	PG_END_TRY();
+}
+
+/* Record the outcome locally (trim the log when a snapshot was applied). */
+static void
+record_applied(Apply *apply)
+{
+	Oid types[5] = {TEXTOID, TEXTOID, INT8OID, TIMESTAMPTZOID, INT8OID};
+	Datum values[5] = {
+		CStringGetTextDatum(apply->name),
+		apply->snapshot ? CStringGetTextDatum(apply->snapshot) : (Datum) 0,
+		Int64GetDatum(apply->applied_changes),
+		TimestampTzGetDatum(apply->started), Int64GetDatum(apply->rows)};
+	char nulls[5] = {' ', apply->snapshot ? ' ' : 'n', ' ', ' ', ' '};
+
+	local_exec("SELECT redshift_fdw._mat_applied($1, $2::pg_snapshot, $3, $4, "
+			   "$5)",
+			   5, types, values, nulls);
+}
+
+/* Steps 2 to 6, with the remote connection held. */
+static void
+apply_remote(Apply *apply)
+{
+	RemoteFailure failure;
+
+	ensure_checkpoint_table(apply);
+	if (!run_transaction(apply, fence_transaction, "taking the checkpoint",
+						 &failure))
+		raise_failure(apply, &failure);
+	apply->apply_prefix =
+		psprintf("%s/" INT64_FORMAT, apply->name, apply->fence);
+	remove_leftovers(apply);
+	prepare_target(apply);
+	stage_changes(apply);
+	if (apply->rows == 0 && !apply->reload)
+		return; /* the checkpoint already covers everything */
+	widen_columns(apply);
+	pgstat_report_activity(
+		STATE_RUNNING,
+		psprintf("materialization %s: loading " INT64_FORMAT " rows into %s",
+				 apply->name, apply->rows, apply->target_label));
+	if (!run_transaction(apply, load_transaction, "the load", &failure))
+	{
+		if (strstr(failure.message, "stl_load_errors") != NULL)
+			report_load_failure(apply, &failure);
+		raise_failure(apply, &failure);
+	}
+	remove_staged(apply);
+}
+
+/*
+ * redshift_fdw._apply(name): one apply; returns the rows applied and the
+ * bytes staged.
+ */
+Datum
+redshift_fdw_apply(PG_FUNCTION_ARGS)
+{
+	char *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	Apply *apply = palloc0(sizeof(Apply));
+	TupleDesc desc;
+	Datum result[2];
+	bool nulls[2] = {false, false};
+	Oid types[1] = {TEXTOID};
+	Datum values[1] = {CStringGetTextDatum(name)};
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "redshift_fdw: _apply must return a record");
+	apply->started = GetCurrentTimestamp();
+	SPI_connect();
+	local_exec("SELECT pg_current_xact_id_if_assigned() IS NOT NULL", 0, NULL,
+			   NULL, NULL);
+	if (strcmp(local_value(1), "t") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("materialization \"%s\" cannot be applied in a "
+						"transaction that has written data",
+						name),
+				 errdetail("The apply would treat this transaction's "
+						   "uncommitted changes as committed."),
+				 errhint("Call sync() on its own, or before the transaction "
+						 "writes.")));
+	load_binding(apply, name);
+	local_exec("SELECT pg_advisory_xact_lock($1)", 1, (Oid[]){INT8OID},
+			   (Datum[]){Int64GetDatum(apply->lock_key)}, NULL);
+	local_exec("SELECT redshift_fdw._mat_pending($1)", 1, types, values, NULL);
+	if (strcmp(local_value(1), "t") == 0)
+	{
+		if (!s3_server_configured(apply->server))
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_OPTION_NAME_NOT_FOUND),
+					 errmsg("materialization \"%s\": server \"%s\" has no S3 "
+							"staging configured",
+							name, apply->server->servername),
+					 errhint("ALTER SERVER %s OPTIONS (ADD s3_bucket '...', "
+							 "ADD s3_region '...'): changes are loaded "
+							 "through S3.",
+							 quote_identifier(apply->server->servername))));
+		apply->user = GetUserMapping(GetUserId(), apply->server->serverid);
+		resolve_authorization(apply);
+		apply->s3 = s3_client_create(apply->server, apply->user);
+		apply->conn = redshift_acquire_connection(apply->user);
+		PG_TRY();
+		{
+			apply_remote(apply);
+		}
+		PG_CATCH();
+		{
+			/* never leave a transaction (and its LOCK) open on Redshift */
+			if (apply->conn->conn == NULL ||
+				PQtransactionStatus(apply->conn->conn) != PQTRANS_IDLE)
+				apply->conn->invalidated = true;
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+		redshift_release_connection(apply->conn);
+	}
+	record_applied(apply);
+	SPI_finish();
+	result[0] = Int64GetDatum(apply->rows);
+	result[1] = Int64GetDatum(apply->bytes);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, result, nulls)));
+}

@@ -1,0 +1,68 @@
+/*
+ * stage_format.h
+ *		The text of staging files and of the statements that load them:
+ *		CSV fields as Redshift's COPY reads them, manifests, and which
+ *		Redshift errors mean "retry the transaction".
+ *
+ * Plain C (standard library only) so it can be unit-tested and fuzzed.
+ */
+#ifndef REDSHIFT_FDW_STAGE_FORMAT_H
+#define REDSHIFT_FDW_STAGE_FORMAT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* What a NULL is written as (COPY ... NULL AS '\\N'), never quoted. */
+#define STAGE_NULL_TEXT "\\N"
+
+/* Redshift's limit on one input row of COPY, in bytes. */
+#define STAGE_MAX_ROW_BYTES (4 * 1024 * 1024)
+
+/* Redshift's largest VARCHAR, in bytes. */
+#define STAGE_MAX_VARCHAR 65535
+
+/* Bytes csv_quote writes for a value of len bytes (quotes included). */
+extern size_t csv_quoted_length(const char *value, size_t len);
+
+/*
+ * Write value (len bytes, no NUL needed) as one quoted CSV field into
+ * out, which has room for csv_quoted_length(value, len) bytes; returns
+ * the bytes written.
+ */
+extern size_t csv_quote(char *out, const char *value, size_t len);
+
+/* Whether a non-NULL value would read back as NULL (it is the NULL text). */
+extern bool csv_value_reads_as_null(const char *value, size_t len);
+
+/*
+ * Bytes json_escape writes for a string (without the surrounding quotes).
+ */
+extern size_t json_escaped_length(const char *s);
+
+/* Write s escaped for a JSON string into out; returns the bytes written. */
+extern size_t json_escape(char *out, const char *s);
+
+/*
+ * Whether a Redshift error is a serializable isolation violation (error
+ * 1023), after which the whole transaction is to be retried.  Any of the
+ * arguments may be NULL.
+ */
+extern bool redshift_error_is_serialization_conflict(const char *sqlstate,
+													 const char *message,
+													 const char *detail);
+
+/*
+ * The VARCHAR width a column is widened to so a value of len bytes fits:
+ * the next power of two from 256, at most STAGE_MAX_VARCHAR; 0 when no
+ * width fits.
+ */
+extern int stage_varchar_width(size_t len);
+
+/*
+ * Milliseconds to wait before attempt (1-based) of a transaction retried
+ * after error 1023: 500 ms doubling, capped at 8 s, plus up to 25% of
+ * jitter (jitter in [0,1)).
+ */
+extern long stage_retry_delay_ms(int attempt, double jitter);
+
+#endif /* REDSHIFT_FDW_STAGE_FORMAT_H */

@@ -1,0 +1,155 @@
+/*
+ * test_stage_format.c
+ *		Table-driven unit tests of src/stage_format.c: CSV fields, JSON
+ *		strings, the 1023 classifier, VARCHAR widths and retry delays.
+ *
+ * Prints one line per failure and a summary "stage_format: N passed, M
+ * failed"; exits non-zero if anything failed.
+ */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "stage_format.h"
+
+static int passed;
+static int failed;
+
+/* Count one check, printing what failed. */
+static void
+check(bool ok, const char *what, const char *input)
+{
+	if (ok)
+		passed++;
+	else
+	{
+		failed++;
+		printf("FAIL %s: [%s]\n", what, input);
+	}
+}
+
+/* A value and the CSV field it must become. */
+typedef struct CsvCase
+{
+	const char *value;
+	const char *field;
+} CsvCase;
+
+static const CsvCase csv_cases[] = {
+	{"", "\"\""},
+	{"plain", "\"plain\""},
+	{"a,b", "\"a,b\""},
+	{"say \"hi\"", "\"say \"\"hi\"\"\""},
+	{"\"", "\"\"\"\""},
+	{"line\nbreak\r\n", "\"line\nbreak\r\n\""},
+	{"back\\slash", "\"back\\slash\""},
+	{"ünïcødé ✓", "\"ünïcødé ✓\""},
+};
+
+static void
+test_csv(void)
+{
+	size_t i;
+	char out[256];
+
+	for (i = 0; i < sizeof(csv_cases) / sizeof(csv_cases[0]); i++)
+	{
+		const CsvCase *c = &csv_cases[i];
+		size_t len = strlen(c->value);
+		size_t want = csv_quoted_length(c->value, len);
+		size_t n = csv_quote(out, c->value, len);
+
+		check(n == want, "csv length", c->value);
+		check(n == strlen(c->field) && memcmp(out, c->field, n) == 0,
+			  "csv field", c->value);
+	}
+	check(csv_value_reads_as_null("\\N", 2), "null text", "\\N");
+	check(!csv_value_reads_as_null("\\N ", 3), "not null text", "\\N ");
+	check(!csv_value_reads_as_null("N", 1), "not null text", "N");
+	check(!csv_value_reads_as_null("", 0), "empty is not null", "");
+}
+
+/* A string and its JSON escape. */
+typedef struct JsonCase
+{
+	const char *in;
+	const char *out;
+} JsonCase;
+
+static const JsonCase json_cases[] = {
+	{"s3://bucket/p/k-0001.csv.gz", "s3://bucket/p/k-0001.csv.gz"},
+	{"a\"b\\c", "a\\\"b\\\\c"},
+	{"tab\tnl\n", "tab\\tnl\\n"},
+	{"\x01", "\\u0001"},
+	{"\x1f", "\\u001f"},
+	{"é", "é"},
+};
+
+static void
+test_json(void)
+{
+	size_t i;
+	char out[256];
+
+	for (i = 0; i < sizeof(json_cases) / sizeof(json_cases[0]); i++)
+	{
+		size_t n = json_escape(out, json_cases[i].in);
+
+		check(n == json_escaped_length(json_cases[i].in), "json length",
+			  json_cases[i].in);
+		check(n == strlen(json_cases[i].out) &&
+				  memcmp(out, json_cases[i].out, n) == 0,
+			  "json escape", json_cases[i].in);
+	}
+}
+
+static void
+test_conflict(void)
+{
+	check(redshift_error_is_serialization_conflict(
+			  "XX000", "1023", "Serializable isolation violation on table"),
+		  "1023 message", "1023");
+	check(redshift_error_is_serialization_conflict(
+			  "XX000", "ERROR: 1023 DETAIL: Serializable isolation violation",
+			  NULL),
+		  "marker in message", "marker");
+	check(redshift_error_is_serialization_conflict(
+			  NULL, "something", "Serializable isolation violation on table - 100167"),
+		  "marker in detail", "detail");
+	check(!redshift_error_is_serialization_conflict(
+			  "XX000", "Load into table 't' failed.", NULL),
+		  "load error is not 1023", "load");
+	check(!redshift_error_is_serialization_conflict("42P01", "1023", NULL),
+		  "other sqlstate", "42P01");
+	check(!redshift_error_is_serialization_conflict(NULL, NULL, NULL),
+		  "nothing", "NULL");
+}
+
+static void
+test_widths(void)
+{
+	check(stage_varchar_width(0) == 256, "width 0", "0");
+	check(stage_varchar_width(256) == 256, "width 256", "256");
+	check(stage_varchar_width(257) == 512, "width 257", "257");
+	check(stage_varchar_width(40000) == 65535, "width 40000", "40000");
+	check(stage_varchar_width(65535) == 65535, "width max", "65535");
+	check(stage_varchar_width(65536) == 0, "width over", "65536");
+	check(stage_retry_delay_ms(1, 0) == 500, "delay 1", "1");
+	check(stage_retry_delay_ms(2, 0) == 1000, "delay 2", "2");
+	check(stage_retry_delay_ms(10, 0) == 8000, "delay capped", "10");
+	check(stage_retry_delay_ms(1, 0.999) < 500 * 1.25 + 1, "jitter bound",
+		  "j");
+	check(stage_retry_delay_ms(0, 2.0) >= 500, "bad input", "0");
+}
+
+int
+main(void)
+{
+	test_csv();
+	test_json();
+	test_conflict();
+	test_widths();
+	printf("stage_format: %d passed, %d failed\n", passed, failed);
+	return failed ? 1 : 0;
+}
