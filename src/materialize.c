@@ -942,7 +942,7 @@ stage_changes(Apply *apply)
 	apply->deletes = stage_writer_create(
 		apply->s3, psprintf("%s/deletes", apply->apply_prefix));
 	portal = SPI_cursor_open_with_args(NULL, query, 1, types, values, nulls,
-									   true, CURSOR_OPT_NO_SCROLL);
+									   false, CURSOR_OPT_NO_SCROLL);
 	for (;;)
 	{
 		uint64 i;
