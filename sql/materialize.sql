@@ -56,10 +56,10 @@ BEGIN;
 INSERT INTO items VALUES (99, 'never', 0);
 ROLLBACK;
 TRUNCATE items;
-SELECT op, id FROM :items_log ORDER BY seq;
-SELECT count(DISTINCT xid) AS transactions FROM :items_log;
+SELECT _rsfdw_op AS op, id FROM :items_log ORDER BY _rsfdw_seq;
+SELECT count(DISTINCT _rsfdw_xid) AS transactions FROM :items_log;
 -- delta updates log images
-SELECT op, id, image FROM :items2_log ORDER BY seq;
+SELECT _rsfdw_op AS op, id, _rsfdw_image AS image FROM :items2_log ORDER BY _rsfdw_seq;
 
 -- the scheduler knows them; sync() needs S3 staging and no writes before
 -- it in the transaction

@@ -1096,7 +1096,7 @@ BEGIN
             HINT = 'Redshift lower-cases identifiers: rename one of the columns, or materialize a view that does.';
   END IF;
   SELECT c.local_name INTO clash FROM redshift_fdw._mat_columns(m.source, m.key_columns) c
-   WHERE c.remote_name IN ('_rsfdw_op', '_rsfdw_seq', '_rsfdw_deleted', 'oid') LIMIT 1;
+   WHERE c.remote_name LIKE '\_rsfdw\_%' OR c.remote_name = 'oid' LIMIT 1;
   IF FOUND THEN
     RAISE EXCEPTION 'materialization "%": column "%" of % has a name reserved in the Redshift table',
       m.name, clash.local_name, m.source
@@ -1119,7 +1119,7 @@ DECLARE
   new_keys text := (SELECT string_agg('n.' || quote_ident(k), ', ') FROM unnest(m.key_columns) k);
   old_keys text := (SELECT string_agg('o.' || quote_ident(k), ', ') FROM unnest(m.key_columns) k);
   same_key text := (SELECT string_agg(format('n.%1$I = o.%1$I', k), ' AND ') FROM unnest(m.key_columns) k);
-  img_col text := CASE WHEN m.delta_updates THEN ', image' ELSE '' END;
+  img_col text := CASE WHEN m.delta_updates THEN ', _rsfdw_image' ELSE '' END;
   new_img text := CASE WHEN m.delta_updates THEN ', to_jsonb(n)' ELSE '' END;
   old_img text := CASE WHEN m.delta_updates THEN ', to_jsonb(o)' ELSE '' END;
 BEGIN
@@ -1128,24 +1128,25 @@ BEGIN
     INTO key_defs
     FROM pg_attribute a
    WHERE a.attrelid = m.source AND a.attname = ANY (m.key_columns) AND NOT a.attisdropped;
-  EXECUTE format('CREATE TABLE %s (seq bigserial, xid xid8 NOT NULL DEFAULT pg_current_xact_id(), '
-                 'op "char" NOT NULL, %s%s)', log_name, key_defs,
-                 CASE WHEN m.delta_updates THEN ', image jsonb' ELSE '' END);
+  EXECUTE format('CREATE TABLE %s (_rsfdw_seq bigserial, '
+                 '_rsfdw_xid xid8 NOT NULL DEFAULT pg_current_xact_id(), '
+                 '_rsfdw_op "char" NOT NULL, %s%s)', log_name, key_defs,
+                 CASE WHEN m.delta_updates THEN ', _rsfdw_image jsonb' ELSE '' END);
   EXECUTE format($f$
 CREATE FUNCTION %1$s() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $t$
 BEGIN
   IF TG_OP = 'INSERT' THEN
-    INSERT INTO %2$s (op, %3$s%4$s) SELECT 'I', %5$s%6$s FROM new_rows n;
+    INSERT INTO %2$s (_rsfdw_op, %3$s%4$s) SELECT 'I', %5$s%6$s FROM new_rows n;
   ELSIF TG_OP = 'UPDATE' THEN
-    INSERT INTO %2$s (op, %3$s%4$s) SELECT 'U', %5$s%6$s FROM new_rows n;
+    INSERT INTO %2$s (_rsfdw_op, %3$s%4$s) SELECT 'U', %5$s%6$s FROM new_rows n;
     -- rows whose key changed: the old key is gone
-    INSERT INTO %2$s (op, %3$s%4$s) SELECT 'D', %7$s%8$s FROM old_rows o
+    INSERT INTO %2$s (_rsfdw_op, %3$s%4$s) SELECT 'D', %7$s%8$s FROM old_rows o
      WHERE NOT EXISTS (SELECT 1 FROM new_rows n WHERE %9$s);
   ELSIF TG_OP = 'DELETE' THEN
-    INSERT INTO %2$s (op, %3$s%4$s) SELECT 'D', %7$s%8$s FROM old_rows o;
+    INSERT INTO %2$s (_rsfdw_op, %3$s%4$s) SELECT 'D', %7$s%8$s FROM old_rows o;
   ELSE
-    INSERT INTO %2$s (op) VALUES ('T');
+    INSERT INTO %2$s (_rsfdw_op) VALUES ('T');
   END IF;
   RETURN NULL;
 END $t$
@@ -1341,11 +1342,11 @@ DECLARE
   row_cols text;
   change_cols text;
   nulls text;
-  key_names text := (SELECT string_agg(quote_ident(k), ', ') FROM unnest(m.key_columns) k);
   key_join text := (SELECT string_agg(format('s.%1$I = k.%1$I', k), ' AND ')
                       FROM unnest(m.key_columns) k);
-  pending text := format('pg_visible_in_snapshot(l.xid, snap.s) AND ($1::pg_snapshot IS NULL '
-                         'OR NOT pg_visible_in_snapshot(l.xid, $1::pg_snapshot))');
+  pending text := format('pg_visible_in_snapshot(l._rsfdw_xid, snap.s) AND ($1::pg_snapshot IS NULL '
+                         'OR NOT pg_visible_in_snapshot(l._rsfdw_xid, $1::pg_snapshot))');
+  log_keys text := (SELECT string_agg('l.' || quote_ident(k), ', ') FROM unnest(m.key_columns) k);
 BEGIN
   SELECT string_agg(s.expr, ', ' ORDER BY s.attnum),
          string_agg(CASE WHEN s.is_key THEN k.expr ELSE s.expr END, ', ' ORDER BY s.attnum),
@@ -1358,10 +1359,10 @@ BEGIN
   IF NOT m.delta_updates THEN
     RETURN format($q$
 WITH snap AS MATERIALIZED (SELECT pg_current_snapshot() AS s),
-batch AS MATERIALIZED (SELECT l.* FROM %1$s l, snap WHERE %2$s),
 reload AS MATERIALIZED (SELECT $1::pg_snapshot IS NULL
-                               OR EXISTS (SELECT 1 FROM batch WHERE op = 'T') AS r),
-k AS (SELECT DISTINCT %3$s FROM batch WHERE op <> 'T' AND NOT (SELECT r FROM reload))
+                               OR EXISTS (SELECT 1 FROM %1$s l, snap WHERE l._rsfdw_op = 'T' AND %2$s) AS r),
+k AS (SELECT DISTINCT %3$s FROM %1$s l, snap
+       WHERE l._rsfdw_op <> 'T' AND %2$s AND NOT (SELECT r FROM reload))
 SELECT 'U'::text, NULL::bigint, NULL::text, %4$s FROM %5$s s WHERE (SELECT r FROM reload)
 UNION ALL
 SELECT CASE WHEN s.%6$I IS NULL THEN 'D' ELSE 'U' END, NULL::bigint, NULL::text, %7$s
@@ -1369,18 +1370,18 @@ SELECT CASE WHEN s.%6$I IS NULL THEN 'D' ELSE 'U' END, NULL::bigint, NULL::text,
 UNION ALL
 SELECT CASE WHEN (SELECT r FROM reload) THEN 'R' ELSE 'S' END, NULL::bigint, snap.s::text, %9$s
   FROM snap
-$q$, m.change_log, pending, key_names, src_cols, m.source, m.key_columns[1], row_cols,
+$q$, m.change_log, pending, log_keys, src_cols, m.source, m.key_columns[1], row_cols,
      key_join, nulls);
   END IF;
   RETURN format($q$
 WITH snap AS MATERIALIZED (SELECT pg_current_snapshot() AS s)
 SELECT 'I'::text, NULL::bigint, NULL::text, %1$s FROM %2$s s WHERE $1::pg_snapshot IS NULL
 UNION ALL
-(SELECT l.op::text, row_number() OVER (ORDER BY l.seq), NULL::text, %3$s
+(SELECT l._rsfdw_op::text, row_number() OVER (ORDER BY l._rsfdw_seq), NULL::text, %3$s
    FROM %4$s l CROSS JOIN snap
-   LEFT JOIN LATERAL jsonb_populate_record(NULL::%2$s, l.image) r ON true
+   LEFT JOIN LATERAL jsonb_populate_record(NULL::%2$s, l._rsfdw_image) r ON true
   WHERE %5$s AND $1::pg_snapshot IS NOT NULL
-  ORDER BY l.seq)
+  ORDER BY l._rsfdw_seq)
 UNION ALL
 SELECT CASE WHEN $1::pg_snapshot IS NULL THEN 'R' ELSE 'S' END, NULL::bigint, snap.s::text, %6$s
   FROM snap
@@ -1401,7 +1402,7 @@ BEGIN
      WHERE x.name = binding;
     RETURN;
   END IF;
-  EXECUTE format('DELETE FROM %s WHERE pg_visible_in_snapshot(xid, $1)', m.change_log) USING snap;
+  EXECUTE format('DELETE FROM %s WHERE pg_visible_in_snapshot(_rsfdw_xid, $1)', m.change_log) USING snap;
   UPDATE redshift_fdw.materialization x
      SET applied_snapshot = snap, applied_changes = changes,
          last_synced = started, last_rows = applied_rows
@@ -1419,8 +1420,8 @@ BEGIN
   IF m.applied_snapshot IS NULL THEN
     RETURN true;
   END IF;
-  EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s WHERE NOT pg_visible_in_snapshot(xid, $1) '
-                 'AND pg_visible_in_snapshot(xid, pg_current_snapshot()))', m.change_log)
+  EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s WHERE NOT pg_visible_in_snapshot(_rsfdw_xid, $1) '
+                 'AND pg_visible_in_snapshot(_rsfdw_xid, pg_current_snapshot()))', m.change_log)
     INTO found USING m.applied_snapshot;
   RETURN found;
 END $$;
@@ -1430,7 +1431,8 @@ CREATE FUNCTION redshift_fdw._apply(binding text, OUT rows bigint, OUT bytes big
 AS 'MODULE_PATHNAME', 'redshift_fdw_apply'
 LANGUAGE C VOLATILE STRICT
 SET datestyle TO 'ISO, YMD' SET timezone TO 'UTC' SET extra_float_digits TO 3
-SET intervalstyle TO 'postgres' SET bytea_output TO 'hex';
+SET intervalstyle TO 'postgres' SET bytea_output TO 'hex' SET work_mem TO '64MB'
+SET cursor_tuple_fraction TO 1.0;
 
 -- Apply a materialization's pending changes now; returns the rows applied.
 CREATE FUNCTION redshift_fdw.sync(name text)

@@ -1410,6 +1410,8 @@ static void
 apply_remote(Apply *apply)
 {
 	RemoteFailure failure;
+	TimestampTz staging_started;
+	TimestampTz load_started;
 
 	ensure_checkpoint_table(apply);
 	if (!run_transaction(apply, fence_transaction, "taking the checkpoint",
@@ -1419,7 +1421,13 @@ apply_remote(Apply *apply)
 		psprintf("%s/" INT64_FORMAT, apply->name, apply->fence);
 	remove_leftovers(apply);
 	prepare_target(apply);
+	staging_started = GetCurrentTimestamp();
 	stage_changes(apply);
+	ereport(DEBUG1, (errmsg("materialization \"%s\": staged " INT64_FORMAT
+							" rows, " INT64_FORMAT " bytes in %ld ms",
+							apply->name, apply->rows, apply->bytes,
+							TimestampDifferenceMilliseconds(
+								staging_started, GetCurrentTimestamp()))));
 	if (apply->rows == 0 && !apply->reload)
 		return; /* the checkpoint already covers everything */
 	widen_columns(apply);
@@ -1427,12 +1435,17 @@ apply_remote(Apply *apply)
 		STATE_RUNNING,
 		psprintf("materialization %s: loading " INT64_FORMAT " rows into %s",
 				 apply->name, apply->rows, apply->target_label));
+	load_started = GetCurrentTimestamp();
 	if (!run_transaction(apply, load_transaction, "the load", &failure))
 	{
 		if (strstr(failure.message, "stl_load_errors") != NULL)
 			report_load_failure(apply, &failure);
 		raise_failure(apply, &failure);
 	}
+	ereport(DEBUG1,
+			(errmsg("materialization \"%s\": loaded in %ld ms", apply->name,
+					TimestampDifferenceMilliseconds(load_started,
+													GetCurrentTimestamp()))));
 	remove_staged(apply);
 }
 
