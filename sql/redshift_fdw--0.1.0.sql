@@ -1060,7 +1060,8 @@ SELECT a.attnum::int, a.attname::text, redshift_fdw._redshift_name(a.attname),
        CASE WHEN a.atttypid = 'bytea'::regtype
               THEN format('encode(%s.%I, ''hex'')', alias, a.attname)
             WHEN a.atttypid = 'bool'::regtype
-              THEN format('CASE WHEN %s.%I THEN ''t'' ELSE ''f'' END', alias, a.attname)
+              THEN format('CASE WHEN %1$s.%2$I THEN ''t'' WHEN NOT %1$s.%2$I THEN ''f'' END',
+                          alias, a.attname)
             ELSE format('%s.%I::text', alias, a.attname) END,
        a.attname = ANY (key_columns)
   FROM pg_attribute a
@@ -1116,12 +1117,14 @@ DECLARE
   fn text := format('redshift_fdw_changes.log_changes_%s', m.id);
   key_defs text;
   keys text := (SELECT string_agg(quote_ident(k), ', ') FROM unnest(m.key_columns) k);
-  new_keys text := (SELECT string_agg('n.' || quote_ident(k), ', ') FROM unnest(m.key_columns) k);
-  old_keys text := (SELECT string_agg('o.' || quote_ident(k), ', ') FROM unnest(m.key_columns) k);
-  same_key text := (SELECT string_agg(format('n.%1$I = o.%1$I', k), ' AND ') FROM unnest(m.key_columns) k);
+  new_keys text := (SELECT string_agg('_rsfdw_new.' || quote_ident(k), ', ') FROM unnest(m.key_columns) k);
+  old_keys text := (SELECT string_agg('_rsfdw_old.' || quote_ident(k), ', ') FROM unnest(m.key_columns) k);
+  same_key text := (SELECT string_agg(format('_rsfdw_new.%1$I = _rsfdw_old.%1$I', k), ' AND ')
+                      FROM unnest(m.key_columns) k);
+  member regclass;
   img_col text := CASE WHEN m.delta_updates THEN ', _rsfdw_image' ELSE '' END;
-  new_img text := CASE WHEN m.delta_updates THEN ', to_jsonb(n)' ELSE '' END;
-  old_img text := CASE WHEN m.delta_updates THEN ', to_jsonb(o)' ELSE '' END;
+  new_img text := CASE WHEN m.delta_updates THEN ', to_jsonb(_rsfdw_new)' ELSE '' END;
+  old_img text := CASE WHEN m.delta_updates THEN ', to_jsonb(_rsfdw_old)' ELSE '' END;
 BEGIN
   SELECT string_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod)), ', '
                     ORDER BY array_position(m.key_columns, a.attname::text))
@@ -1137,14 +1140,14 @@ CREATE FUNCTION %1$s() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $t$
 BEGIN
   IF TG_OP = 'INSERT' THEN
-    INSERT INTO %2$s (_rsfdw_op, %3$s%4$s) SELECT 'I', %5$s%6$s FROM new_rows n;
+    INSERT INTO %2$s (_rsfdw_op, %3$s%4$s) SELECT 'I', %5$s%6$s FROM new_rows _rsfdw_new;
   ELSIF TG_OP = 'UPDATE' THEN
-    INSERT INTO %2$s (_rsfdw_op, %3$s%4$s) SELECT 'U', %5$s%6$s FROM new_rows n;
+    INSERT INTO %2$s (_rsfdw_op, %3$s%4$s) SELECT 'U', %5$s%6$s FROM new_rows _rsfdw_new;
     -- rows whose key changed: the old key is gone
-    INSERT INTO %2$s (_rsfdw_op, %3$s%4$s) SELECT 'D', %7$s%8$s FROM old_rows o
-     WHERE NOT EXISTS (SELECT 1 FROM new_rows n WHERE %9$s);
+    INSERT INTO %2$s (_rsfdw_op, %3$s%4$s) SELECT 'D', %7$s%8$s FROM old_rows _rsfdw_old
+     WHERE NOT EXISTS (SELECT 1 FROM new_rows _rsfdw_new WHERE %9$s);
   ELSIF TG_OP = 'DELETE' THEN
-    INSERT INTO %2$s (_rsfdw_op, %3$s%4$s) SELECT 'D', %7$s%8$s FROM old_rows o;
+    INSERT INTO %2$s (_rsfdw_op, %3$s%4$s) SELECT 'D', %7$s%8$s FROM old_rows _rsfdw_old;
   ELSE
     INSERT INTO %2$s (_rsfdw_op) VALUES ('T');
   END IF;
@@ -1152,15 +1155,21 @@ BEGIN
 END $t$
 $f$, fn, log_name, keys, img_col, new_keys, new_img, old_keys, old_img, same_key);
   EXECUTE format('REVOKE ALL ON FUNCTION %s() FROM PUBLIC', fn);
-  EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows '
-                 'FOR EACH STATEMENT EXECUTE FUNCTION %s()', 'redshift_fdw_' || m.id || '_insert', m.source, fn);
-  EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows '
-                 'NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION %s()',
-                 'redshift_fdw_' || m.id || '_update', m.source, fn);
-  EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows '
-                 'FOR EACH STATEMENT EXECUTE FUNCTION %s()', 'redshift_fdw_' || m.id || '_delete', m.source, fn);
-  EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s()',
-                 'redshift_fdw_' || m.id || '_truncate', m.source, fn);
+  -- a statement on a partition does not fire its parent's statement
+  -- triggers: every table of a partition tree gets them
+  FOR member IN SELECT relid FROM pg_partition_tree(m.source)
+                 UNION SELECT m.source LOOP
+    CONTINUE WHEN (SELECT relkind FROM pg_class WHERE oid = member) NOT IN ('r', 'p');
+    EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION %s()', 'redshift_fdw_' || m.id || '_insert', member, fn);
+    EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows '
+                   'NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION %s()',
+                   'redshift_fdw_' || m.id || '_update', member, fn);
+    EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION %s()', 'redshift_fdw_' || m.id || '_delete', member, fn);
+    EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s()',
+                   'redshift_fdw_' || m.id || '_truncate', member, fn);
+  END LOOP;
   RETURN log_name::regclass;
 END $body$;
 
@@ -1168,13 +1177,13 @@ END $body$;
 CREATE FUNCTION redshift_fdw._mat_remove_tracking(m redshift_fdw.materialization)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
-  op text;
+  t record;
 BEGIN
-  IF to_regclass(m.source::text) IS NOT NULL THEN
-    FOREACH op IN ARRAY ARRAY['insert', 'update', 'delete', 'truncate'] LOOP
-      EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'redshift_fdw_' || m.id || '_' || op, m.source);
-    END LOOP;
-  END IF;
+  FOR t IN SELECT DISTINCT tg.tgrelid::regclass AS rel, tg.tgname FROM pg_trigger tg
+            WHERE tg.tgname IN (SELECT 'redshift_fdw_' || m.id || '_' || o
+                                  FROM unnest(ARRAY['insert', 'update', 'delete', 'truncate']) o) LOOP
+    EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', t.tgname, t.rel);
+  END LOOP;
   EXECUTE format('DROP TABLE IF EXISTS redshift_fdw_changes.changes_%s', m.id);
   EXECUTE format('DROP FUNCTION IF EXISTS redshift_fdw_changes.log_changes_%s()', m.id);
 END $$;

@@ -333,6 +333,17 @@ connect_interruptibly(UserMapping *user)
  * Open a connection for a user mapping and prepare the remote session with
  * settings Redshift accepts.
  */
+/*
+ * Redshift's notices (say, "Load into table ... completed") are news for
+ * debugging, not lines libpq writes raw into the server log.
+ */
+static void
+notice_to_debug(void *arg, const char *message)
+{
+	ereport(DEBUG1,
+			(errmsg_internal("redshift_fdw: remote notice: %s", message)));
+}
+
 static RedshiftConn *
 open_connection(UserMapping *user)
 {
@@ -357,6 +368,7 @@ open_connection(UserMapping *user)
 						 "changed.")));
 	}
 
+	PQsetNoticeProcessor(conn, notice_to_debug, NULL);
 	rconn = MemoryContextAllocZero(TopMemoryContext, sizeof(RedshiftConn));
 	rconn->umid = user->umid;
 	rconn->serverid = user->serverid;

@@ -140,6 +140,8 @@ typedef struct Apply
 	char *apply_prefix; /* <binding>/<fence> */
 	char *snapshot;		/* the high-water mark */
 	bool reload;		/* replace the whole target */
+	bool
+		columns_added; /* the target gained columns: existing rows lack them */
 	StageWriter *upserts;
 	StageWriter *deletes;
 	const char *upsert_manifest;
@@ -289,11 +291,33 @@ remote_must(Apply *apply, const char *sql, const char *display)
 	return res;
 }
 
-/* Run a remote statement that must succeed, ignoring its result. */
+static void retry_sleep(int attempt);
+
+/*
+ * Run a remote statement (in autocommit) that must succeed, ignoring its
+ * result; a serializable isolation violation (1023) is retried.
+ */
 static void
 remote_command(Apply *apply, const char *sql)
 {
-	PQclear(remote_must(apply, sql, NULL));
+	int attempt;
+
+	for (attempt = 1;; attempt++)
+	{
+		RemoteFailure failure;
+		PGresult *res = remote_try(apply, sql, sql, &failure);
+
+		if (res != NULL)
+		{
+			PQclear(res);
+			return;
+		}
+		if (attempt >= MATERIALIZE_MAX_ATTEMPTS ||
+			!redshift_error_is_serialization_conflict(
+				failure.sqlstate, failure.message, failure.detail))
+			raise_failure(apply, &failure);
+		retry_sleep(attempt);
+	}
 }
 
 /* End a failed remote transaction (its errors do not matter). */
@@ -589,14 +613,24 @@ ensure_checkpoint_table(Apply *apply)
 {
 	char *schema = redshift_materialize_schema(apply->server);
 
+	PGresult *res;
+	bool missing;
+
 	ensure_schema(apply, schema);
 	apply->checkpoint =
 		psprintf("%s.%s", identifier(schema), MATERIALIZE_CHECKPOINT_TABLE);
-	remote_command(
-		apply,
-		psprintf(
-			"CREATE TABLE IF NOT EXISTS %s " MATERIALIZE_CHECKPOINT_COLUMNS,
-			apply->checkpoint));
+	res = remote_must(apply,
+					  psprintf("SELECT 1 FROM svv_tables WHERE table_schema = "
+							   "%s AND table_name = %s",
+							   literal(schema),
+							   literal(MATERIALIZE_CHECKPOINT_TABLE)),
+					  NULL);
+	missing = PQntuples(res) == 0;
+	PQclear(res);
+	if (missing)
+		remote_command(apply, psprintf("CREATE TABLE IF NOT EXISTS "
+									   "%s " MATERIALIZE_CHECKPOINT_COLUMNS,
+									   apply->checkpoint));
 }
 
 /* The checkpoint's row of this binding, locked (the table is). */
@@ -766,6 +800,8 @@ prepare_target(Apply *apply)
 		remote_command(
 			apply, psprintf("ALTER TABLE %s ADD COLUMN %s %s", apply->target,
 							identifier(col->remote_name), col->remote_type));
+		if (!col->extra)
+			apply->columns_added = true;
 		col->exists = true;
 		col->family = type_family(col->remote_type);
 		col->width = col->family == FAM_VARCHAR ? 256 : 0;
@@ -932,10 +968,21 @@ stage_changes(Apply *apply)
 			   "FROM redshift_fdw._mat($1) m",
 			   1, types, (Datum[]){CStringGetTextDatum(apply->name)}, NULL);
 	query = local_value(1);
-	values[0] = apply->applied_snapshot
-					? CStringGetTextDatum(apply->applied_snapshot)
-					: (Datum) 0;
-	nulls[0] = apply->applied_snapshot ? ' ' : 'n';
+	/*
+	 * Changes since the checkpoint's snapshot; everything (a reload) when
+	 * there is none, or when the target gained columns that its rows lack
+	 * (standard updates: delta rows stay as they were appended).
+	 */
+	if (apply->applied_snapshot && !(apply->columns_added && !apply->delta))
+	{
+		values[0] = CStringGetTextDatum(apply->applied_snapshot);
+		nulls[0] = ' ';
+	}
+	else
+	{
+		values[0] = (Datum) 0;
+		nulls[0] = 'n';
+	}
 	apply->upserts = stage_writer_create(
 		apply->s3, psprintf("%s/%s", apply->apply_prefix,
 							apply->delta ? "changes" : "upserts"));

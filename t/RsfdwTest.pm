@@ -58,4 +58,44 @@ sub sql_error
 	return $ret == 0 ? '' : $err;
 }
 
+# --- helpers of the materialization tests (006, 007) -----------------------
+push our @EXPORT, qw(backing_sql create_staging_server);
+
+# Run SQL straight on the simulator's backing PostgreSQL (database RS_DB,
+# where the tables made through the simulator live), bypassing the
+# simulator; returns the unaligned, tuples-only output; dies on an error.
+sub backing_sql
+{
+	my ($sql) = @_;
+	local $ENV{PGOPTIONS} = '';
+	my ($out, $err) = run_command([
+		'psql', '-X', '-A', '-t', '-q', '-v', 'ON_ERROR_STOP=1',
+		'-h', $ENV{RS_BACKING_HOST}, '-p', $ENV{RS_BACKING_PORT},
+		'-U', $ENV{RS_BACKING_USER}, '-d', $ENV{RS_DB}, '-c', $sql ]);
+	die "backing SQL failed: $err" if $err =~ /ERROR|FATAL/;
+	chomp $out;
+	return $out;
+}
+
+# SQL that creates server $name on the simulator with S3 staging (under
+# $prefix in the test bed's bucket) and Redshift schema $schema, and the
+# current user's mapping with the Redshift and AWS credentials.  %opts are
+# more server options.  Carries test secrets: log_statement = 'none'.
+sub create_staging_server
+{
+	my ($name, $schema, $prefix, %opts) = @_;
+	my $more = join('', map { ", $_ '$opts{$_}'" } sort keys %opts);
+	return qq{
+CREATE SERVER $name FOREIGN DATA WRAPPER redshift_fdw OPTIONS (
+  host '$ENV{RS_HOST}', port '$ENV{RS_PORT}', dbname '$ENV{RS_DB}',
+  s3_endpoint '$ENV{S3_ENDPOINT}', s3_bucket '$ENV{S3_BUCKET}',
+  s3_region '$ENV{S3_REGION}', s3_prefix '$prefix', s3_addressing 'path',
+  schema '$schema'$more);
+CREATE USER MAPPING FOR CURRENT_USER SERVER $name OPTIONS (
+  user '$ENV{RS_USER}', password '$ENV{RS_PASSWORD}',
+  aws_access_key_id '$ENV{AWS_ACCESS_KEY_ID}',
+  aws_secret_access_key '$ENV{AWS_SECRET_ACCESS_KEY}');
+};
+}
+
 1;

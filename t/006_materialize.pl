@@ -1,0 +1,590 @@
+# Materialization: a local table kept in a Redshift table through S3
+# staging and COPY.  Covers: standard updates of a 100k-row table (backfill,
+# mixed changes, COPY, key changes, rollbacks, commits out of order,
+# TRUNCATE), compared value for value with what the simulator's backing
+# database holds; a partitioned source written through its partitions; a
+# column added to the source; delta updates replaying the exact change
+# sequence (also with columns named like the trigger's row aliases); the
+# errors (a row over 4 MB, a case collision, a NOT NULL column Redshift
+# rejects); the scheduler running a materialization; COPY with IAM_ROLE; no
+# secret in logs or run history.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use IPC::Run;
+use Time::HiRes qw(time sleep);
+use FindBin;
+use lib $FindBin::Bin;
+use RsfdwTest;
+
+plan skip_all => 'needs the test bed (RS_HOST, S3_ENDPOINT, RS_BACKING_PORT, RS_FAULT_FILE)'
+  unless $ENV{RS_HOST} && $ENV{S3_ENDPOINT} && $ENV{RS_BACKING_PORT}
+  && $ENV{RS_FAULT_FILE};
+
+my $schema = "tap006_$$";    # Redshift schema of this run
+my $prefix = "tap006-$$";    # S3 staging prefix of this run
+my @secrets = grep { defined && length } @ENV{qw(RS_PASSWORD AWS_SECRET_ACCESS_KEY)};
+
+set_faults('{"faults": []}');
+remote_sql("DROP SCHEMA IF EXISTS $schema CASCADE");
+
+# whatever happens, leave no fault rule behind
+END
+{
+	local $?;
+	set_faults('{"faults": []}') if $ENV{RS_FAULT_FILE};
+}
+
+# Session defaults far from what the apply needs: it must set its own.
+my $node = PostgreSQL::Test::Cluster->new('mat');
+$node->init;
+$node->append_conf('postgresql.conf', qq{
+log_statement = 'none'
+timezone = 'Asia/Kolkata'
+datestyle = 'SQL, DMY'
+extra_float_digits = 0
+bytea_output = 'escape'
+});
+$node->start;
+
+sub sql { return $node->safe_psql('postgres', $_[0]); }
+
+sql(qq{
+CREATE EXTENSION redshift_fdw;
+@{[ create_staging_server('rs', $schema, $prefix) ]}
+});
+
+# Objects staged under this run's prefix.
+sub staged_files
+{
+	return sql("SELECT count(*) FROM redshift_fdw.s3_list('rs', '')");
+}
+
+# ----------------------------------------------------------------------
+# 1. standard updates, 100k rows
+# ----------------------------------------------------------------------
+
+# The columns of "BigSrc" as text, the same expressions on both sides:
+# every value quoted (NULL told apart from any text), timestamptz in UTC
+# with microseconds, numeric at scale 2, double precision in shortest exact
+# form (extra_float_digits 1), jsonb canonical, bytea in hex.
+sub big_cols
+{
+	my ($flag) = @_;
+	return (
+		[ id => 'r.id::text' ],
+		[ t => 'r.t::text' ],
+		[ n => 'r.n::numeric(30,2)::text' ],
+		[ ts => "to_char(r.ts AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')" ],
+		[ d => "to_char(r.d, 'YYYY-MM-DD')" ],
+		[ f => 'r.f::float8::text' ],
+		[ nul => 'r.nul::text' ],
+		[ i => 'r.i::bigint::text' ],
+		[ j => 'r.j::jsonb::text' ],
+		[ by => "encode(r.by::bytea, 'hex')" ],
+		[ tsn => "to_char(r.tsn, 'YYYY-MM-DD HH24:MI:SS.US')" ],
+		[ tm => 'r.tm::text' ],
+		[ u => 'r.u::text' ],
+		[ flag => "CASE WHEN r.$flag THEN 'true' WHEN NOT r.$flag THEN 'false' END" ]);
+}
+
+# "N rows col=<md5 of the column in key order> ...": one digest per column,
+# so that a difference shows where it is.
+sub digest_cols
+{
+	my ($from, @cols) = @_;
+	return "SET extra_float_digits = 1; SELECT count(*) || ' rows' || "
+	  . join(' || ', map {
+		"' $_->[0]=' || coalesce(md5(string_agg(quote_nullable($_->[1]), E'\\n' ORDER BY r.id)), '-')"
+	  } @cols)
+	  . " FROM $from r";
+}
+
+# One md5 over whole rows (count and md5).
+sub digest_sql
+{
+	my ($row, $from) = @_;
+	return "SET extra_float_digits = 1; SELECT count(*) || ' rows, md5 ' || "
+	  . "coalesce(md5(string_agg($row, E'\\n' ORDER BY r.id)), '-') FROM $from r";
+}
+
+sub big_local  { return sql(digest_cols('public."BigSrc"', big_cols('"Flag"'))); }
+sub big_remote { return backing_sql(digest_cols("$schema.bigsrc", big_cols('flag'))); }
+
+# Redshift equals the source: every column but the boolean one, then the
+# boolean one (with NULLs) on its own, so that one column cannot hide others.
+sub big_equal
+{
+	my ($what) = @_;
+	my ($lmain, $lflag) = big_local() =~ /^(.*) (flag=\S+)$/;
+	my ($rmain, $rflag) = big_remote() =~ /^(.*) (flag=\S+)$/;
+	is($rmain, $lmain, "$what: Redshift equals the source");
+	is($rflag, $lflag, "$what: the boolean column (NULLs included) too");
+	return;
+}
+
+# g -> a row of "BigSrc" (SQL over a column g): text with commas, quotes,
+# newlines, backslashes, unicode, empty and long (over 256 bytes) values;
+# NULLs in several columns; extreme doubles; microseconds.
+my $big_values = q{g,
+  CASE g % 7 WHEN 0 THEN 'comma, "quoted", and' || E'\n' || 'a newline ' || g
+             WHEN 1 THEN 'ünïcødé ✓ 日本語 ' || g
+             WHEN 2 THEN 'back\slash \N and \\\\ ' || g
+             WHEN 3 THEN ''
+             WHEN 4 THEN repeat('é', 150) || g
+             WHEN 5 THEN E'tab\there\r\nCRLF ' || g
+             ELSE 'plain ' || g END,
+  round(g * 1.37 - 50000, 2),
+  '2024-03-10 01:59:59.123456+00'::timestamptz + g * interval '37.000123 seconds',
+  CASE WHEN g % 11 = 0 THEN NULL ELSE g % 3 = 0 END,
+  date '1999-12-31' + (g % 20000) - 10000,
+  CASE g % 4 WHEN 0 THEN g / 7.0 WHEN 1 THEN -g * 1e-300 WHEN 2 THEN g * 1.5e300
+             ELSE pi() * g END,
+  CASE WHEN g % 5 = 0 THEN NULL ELSE 'v' || g END,
+  (g % 65536) - 32768,
+  jsonb_build_object('g', g, 's', 'ü "x", y', 'a', jsonb_build_array(1, 2.5, NULL, true)),
+  decode(md5(g::text), 'hex'),
+  '2001-02-03 04:05:06.789'::timestamp + g * interval '1 hour 1.000001 seconds',
+  CASE WHEN g % 13 = 0 THEN NULL ELSE time '00:00:00.000001' + g * interval '1.000001 seconds' END,
+  md5(g::text)::uuid};
+
+sql(qq{
+CREATE TABLE "BigSrc" (id bigint PRIMARY KEY, t text, n numeric(12,2), ts timestamptz,
+  "Flag" bool, d date, f double precision, nul text, i int4, j jsonb, by bytea,
+  tsn timestamp, tm time, u uuid);
+INSERT INTO "BigSrc" SELECT $big_values FROM generate_series(1, 100000) g;
+});
+is(sql("SELECT target_schema || '.' || target_table || ' key ' || key_columns::text
+          FROM redshift_fdw.create_materialization('big', '\"BigSrc\"', 'rs')"),
+	"$schema.bigsrc key {id}",
+	'create_materialization: target defaults to the lower-cased table in the server schema, key to the primary key');
+my $big_log = sql("SELECT change_log FROM redshift_fdw.materialization WHERE name = 'big'");
+is(sql("SELECT count(*) FROM pg_trigger WHERE tgrelid = '\"BigSrc\"'::regclass AND NOT tgisinternal"),
+	'4', 'four statement triggers on the source');
+
+my $t0 = time;
+is(sql("SELECT redshift_fdw.sync('big')"), '100000', 'first sync loads the whole table (100000 rows)');
+note sprintf('backfill of 100k rows: %.1f s', time - $t0);
+like(big_local(), qr/^100000 rows id=[0-9a-f]{32} /, 'local digest');
+big_equal('after the backfill');
+is(backing_sql("SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod), ', ' ORDER BY a.attnum)
+                  FROM pg_attribute a WHERE a.attrelid = '$schema.bigsrc'::regclass AND a.attnum > 0"),
+	'id bigint, t character varying(512), n numeric(12,2), ts timestamp with time zone, '
+	  . 'flag boolean, d date, f double precision, nul character varying(256), i bigint, '
+	  . 'j super, by varbyte, tsn timestamp without time zone, tm time without time zone, '
+	  . 'u character varying(256)',
+	'target columns: lower-cased names, mapped types, VARCHAR widened to fit 300-byte values');
+is(staged_files(), '0', 'staging files deleted after the commit');
+is(sql("SELECT count(*) FROM $big_log"), '0', 'change log trimmed');
+is(backing_sql("SELECT name || ' ' || target || ' ' || (fence > 0) || ' ' || applied_changes
+                  FROM $schema.redshift_fdw_checkpoints WHERE name = 'big'"),
+	"big $schema.bigsrc true 0", 'checkpoint row on Redshift');
+is(backing_sql("SELECT applied_snapshot FROM $schema.redshift_fdw_checkpoints WHERE name = 'big'"),
+	sql("SELECT applied_snapshot FROM redshift_fdw.materialization WHERE name = 'big'"),
+	'the local catalog remembers the snapshot the checkpoint recorded');
+is(sql("SELECT redshift_fdw.sync('big')"), '0', 'a second sync with nothing pending returns 0');
+
+# --- a mix of changes ------------------------------------------------------
+sql('CREATE TABLE before_batch AS SELECT * FROM "BigSrc"');
+sql(qq{INSERT INTO "BigSrc" SELECT $big_values FROM generate_series(100001, 100500) g});
+sql(q{UPDATE "BigSrc" SET n = n + 0.01, t = t || ' upd', "Flag" = NOT "Flag" WHERE id % 100 = 0});
+sql(q{UPDATE "BigSrc" SET nul = NULL WHERE id % 100 = 1});
+sql(q{UPDATE "BigSrc" SET nul = 'was NULL' WHERE id % 100 = 5});
+sql(q{UPDATE "BigSrc" SET id = 200005 WHERE id = 5});
+sql(q{UPDATE "BigSrc" SET id = id + 300000 WHERE id BETWEEN 10 AND 19});
+sql(q{DELETE FROM "BigSrc" WHERE id % 97 = 0});
+# COPY FROM STDIN (text format: backslash escapes)
+my $copy = "COPY \"BigSrc\" FROM STDIN;\n";
+for my $g (400001 .. 400200)
+{
+	my $t = $g % 2
+	  ? "copied, \"q\"\\nline two \\\\ back \x{e2}\x{82}\x{ac} $g"
+	  : '';
+	my $nul = $g % 3 ? "c$g" : '\N';
+	$copy .= join("\t", $g, $t, sprintf('%.2f', $g / 100), "2030-01-02 03:04:05.000006+05:30",
+		$g % 2 ? 't' : 'f', '2030-01-02', $g / 3, $nul, $g % 1000,
+		'{"copied": true, "g": ' . $g . '}', '\\\\x00ff' . sprintf('%04x', $g % 65536),
+		'2030-01-02 03:04:05.5', $g % 2 ? '23:59:59.999999' : '\N',
+		sprintf('%08x-0000-4000-8000-%012x', $g, $g)) . "\n";
+}
+$copy .= "\\.\n";
+sql($copy);
+# rolled back: never applied
+sql(q{BEGIN; INSERT INTO "BigSrc" (id, t) VALUES (999999, 'ROLLED BACK');
+      UPDATE "BigSrc" SET t = 'ROLLED BACK' WHERE id = 1; DELETE FROM "BigSrc" WHERE id = 2;
+      ROLLBACK});
+# a committed transaction with a rolled-back savepoint
+sql(q{BEGIN; UPDATE "BigSrc" SET t = 'kept' WHERE id = 3; SAVEPOINT s;
+      UPDATE "BigSrc" SET t = 'undone' WHERE id = 4; DELETE FROM "BigSrc" WHERE id = 6;
+      ROLLBACK TO s; COMMIT});
+# a key inserted and deleted again; a key deleted and inserted again
+sql(q{INSERT INTO "BigSrc" (id, t) VALUES (500000, 'short-lived')});
+sql(q{DELETE FROM "BigSrc" WHERE id = 500000});
+sql(q{DELETE FROM "BigSrc" WHERE id = 7});
+sql(q{INSERT INTO "BigSrc" (id, t, n) VALUES (7, 'reborn', 7.7)});
+like(sql_error($node, q{BEGIN; UPDATE "BigSrc" SET t = 'x' WHERE id = 8; SELECT redshift_fdw.sync('big')}),
+	qr/materialization "big" cannot be applied in a transaction that has written data/,
+	'sync() refuses to run in a transaction that has written');
+
+# keys whose row changed (by a full comparison with the copy taken before),
+# plus keys touched but gone again: 500000, and the new keys deleted by the
+# DELETE ... id % 97 = 0
+my $changed = sql(q{SELECT count(*) + 1 + (SELECT count(*) FROM generate_series(100001, 100500) g WHERE g % 97 = 0)
+                      FROM before_batch b FULL JOIN "BigSrc" a ON a.id = b.id
+                     WHERE a.id IS NULL OR b.id IS NULL OR ROW(b.*) IS DISTINCT FROM ROW(a.*)});
+cmp_ok($changed, '>', 2500, "the batch changed $changed keys");
+is(sql("SELECT redshift_fdw.sync('big')"), $changed,
+	'sync returns the keys upserted or deleted');
+big_equal('after inserts, updates (incl. key changes), deletes and COPY');
+is(backing_sql("SELECT count(*) FROM $schema.bigsrc WHERE id IN (999999, 500000, 5, 10, 97)
+                    OR t IN ('ROLLED BACK', 'undone')"),
+	'0', 'no trace of rolled-back changes, of old keys, of the short-lived key');
+is(backing_sql("SELECT string_agg(id || ':' || t, ',' ORDER BY id) FROM $schema.bigsrc WHERE id IN (2, 3, 6, 7)"),
+	'2:back\\slash \\N and \\\\ 2,3:kept,6:plain 6,7:reborn',
+	'the savepoint kept only what was committed; the reborn key has its new row');
+is(staged_files(), '0', 'no staging file left');
+
+# --- commits out of order around a sync --------------------------------------
+my $early = $node->background_psql('postgres');
+$early->query_safe(q{BEGIN; UPDATE "BigSrc" SET t = 'committed late' WHERE id = 104});
+sql(q{UPDATE "BigSrc" SET t = 'committed early' WHERE id = 106});
+is(sql("SELECT redshift_fdw.sync('big')"), '1', 'a sync while an older transaction is open applies the committed one');
+is(backing_sql("SELECT string_agg(id || ':' || t, ',' ORDER BY id) FROM $schema.bigsrc WHERE id IN (104, 106)"),
+	'104:plain 104,106:committed early', 'only the committed change is on Redshift');
+$early->query_safe('COMMIT');
+$early->quit;
+is(sql("SELECT redshift_fdw.sync('big')"), '1', 'after the older transaction commits, the next sync applies it');
+big_equal('after commits out of order');
+
+# --- TRUNCATE and reinsert ---------------------------------------------------
+sql(qq{TRUNCATE "BigSrc"; INSERT INTO "BigSrc" SELECT $big_values FROM generate_series(7, 3006) g});
+sql(q{UPDATE "BigSrc" SET t = 'after truncate' WHERE id = 7});
+is(sql("SELECT redshift_fdw.sync('big')"), '3000', 'after TRUNCATE the sync reloads the table (3000 rows)');
+like(big_local(), qr/^3000 rows/, '3000 rows locally');
+big_equal('after TRUNCATE and reinsert');
+is(sql("SELECT redshift_fdw.sync('big')"), '0', 'and nothing is pending afterwards');
+
+# --- a partitioned source, written through its partitions too ------------------
+sql(q{CREATE TABLE parted (id int PRIMARY KEY, v text) PARTITION BY RANGE (id);
+      CREATE TABLE parted_low PARTITION OF parted FOR VALUES FROM (0) TO (100);
+      CREATE TABLE parted_high PARTITION OF parted FOR VALUES FROM (100) TO (200);
+      INSERT INTO parted SELECT g, 'p' || g FROM generate_series(1, 199) g});
+sql("SELECT name FROM redshift_fdw.create_materialization('parted', 'parted', 'rs')");
+is(sql("SELECT redshift_fdw.sync('parted')"), '199', 'a partitioned source: the first sync loads it');
+my $prow = "concat_ws('|', r.id::text, quote_nullable(r.v::text))";
+sql(q{UPDATE parted SET v = 'through the parent' WHERE id = 1});
+sql(q{INSERT INTO parted_low VALUES (0, 'into a partition')});
+sql(q{UPDATE parted_low SET v = 'updated in a partition' WHERE id = 2});
+sql(q{DELETE FROM parted_high WHERE id = 150});
+sql("SELECT redshift_fdw.sync('parted')");
+is(backing_sql(digest_sql($prow, "$schema.parted")), sql(digest_sql($prow, 'parted')),
+	'changes made straight to a partition reach Redshift too');
+sql(q{TRUNCATE parted_high});
+sql("SELECT redshift_fdw.sync('parted')");
+is(backing_sql(digest_sql($prow, "$schema.parted")), sql(digest_sql($prow, 'parted')),
+	'and so does a TRUNCATE of a partition');
+
+# --- a column added to the source ------------------------------------------------
+sql(q{CREATE TABLE evolving (id int PRIMARY KEY, v text);
+      INSERT INTO evolving SELECT g, 'e' || g FROM generate_series(1, 10) g});
+sql("SELECT name FROM redshift_fdw.create_materialization('evolving', 'evolving', 'rs')");
+is(sql("SELECT redshift_fdw.sync('evolving')"), '10', 'evolving: first sync');
+sql(q{ALTER TABLE evolving ADD COLUMN w int NOT NULL DEFAULT 7});
+sql(q{UPDATE evolving SET v = 'touched', w = 8 WHERE id = 1});
+sql("SELECT redshift_fdw.sync('evolving')");
+my $erow = "concat_ws('|', r.id::text, quote_nullable(r.v::text), quote_nullable(r.w::text))";
+is(backing_sql(digest_sql($erow, "$schema.evolving")), sql(digest_sql($erow, 'evolving')),
+	'a column added to the source reaches Redshift with its value in every row');
+
+# ----------------------------------------------------------------------
+# 2. delta updates
+# ----------------------------------------------------------------------
+sql(q{CREATE TABLE dsrc (id int PRIMARY KEY, v text, amount numeric(8,2));
+      INSERT INTO dsrc VALUES (1, 'a', 1), (2, 'b', 2), (3, 'c', 3), (4, 'd', 4), (5, 'e', 5)});
+sql("SELECT name FROM redshift_fdw.create_materialization('delta', 'dsrc', 'rs', "
+	  . "target_table => 'DeltaLog', delta_updates => true)");
+my @expect;    # the changes after the backfill, in order
+sub dsql { my ($q, @changes) = @_; sql($q); push @expect, @changes; return; }
+
+# The target as seq|op|id|v|amount lines, in _rsfdw_seq order.
+sub delta_rows
+{
+	return split /\n/, backing_sql(
+		"SELECT _rsfdw_seq || '|' || _rsfdw_op || '|' || coalesce(id::text, 'NULL') || '|' "
+		  . "|| coalesce(v, 'NULL') || '|' || coalesce(amount::text, 'NULL') "
+		  . "FROM $schema.deltalog ORDER BY _rsfdw_seq, _rsfdw_op");
+}
+
+# Replays seq|op|id|v|amount lines over an empty table.
+sub replay
+{
+	my %t;
+	for (@_)
+	{
+		my (undef, $op, $id, $v, $n) = split /\|/, $_, -1;
+		if ($op eq 'I' || $op eq 'U') { $t{$id} = "$id|$v|$n"; }
+		elsif ($op eq 'D') { delete $t{$id}; }
+		elsif ($op eq 'T') { %t = (); }
+		else { return "unknown op $op"; }
+	}
+	return join("\n", map { $t{$_} } sort { $a <=> $b } keys %t);
+}
+
+sub check_delta
+{
+	my ($what) = @_;
+	my @rows = delta_rows();
+	my @seqs = map { (split /\|/)[0] } @rows;
+	is(join(',', @seqs), join(',', 1 .. scalar @rows), "$what: _rsfdw_seq is 1..N, no gap, no duplicate");
+	my @backfill = sort map { join('|', (split /\|/, $_, -1)[ 1 .. 4 ]) } @rows[ 0 .. 4 ];
+	is(join(' ', @backfill), 'I|1|a|1.00 I|2|b|2.00 I|3|c|3.00 I|4|d|4.00 I|5|e|5.00',
+		"$what: seq 1..5 are the backfill, as inserts");
+	is(join("\n", map { s/^\d+\|//r } @rows[ 5 .. $#rows ]), join("\n", @expect),
+		"$what: then exactly the change sequence, in commit order");
+	is(replay(@rows), sql("SELECT string_agg(id || '|' || v || '|' || amount, E'\\n' ORDER BY id) FROM dsrc") // '',
+		"$what: replaying the ops in order over an empty table gives the source");
+	is(backing_sql("SELECT applied_changes FROM $schema.redshift_fdw_checkpoints WHERE name = 'delta'"),
+		scalar @rows, "$what: the checkpoint counts every change");
+}
+
+is(sql("SELECT redshift_fdw.sync('delta')"), '5', 'delta: the first sync appends every row');
+is(backing_sql("SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute
+                 WHERE attrelid = '$schema.deltalog'::regclass AND attnum > 0")
+	  . ' ' . backing_sql("SELECT format_type(atttypid, atttypmod) FROM pg_attribute
+                 WHERE attrelid = '$schema.deltalog'::regclass AND attname = '_rsfdw_op'"),
+	'id,v,amount,_rsfdw_op,_rsfdw_seq character(1)', 'delta target: the source columns, _rsfdw_op CHAR(1), _rsfdw_seq');
+
+dsql(q{INSERT INTO dsrc VALUES (6, 'f, "six"', 6.5), (7, 'g', 7)},
+	'I|6|f, "six"|6.50', 'I|7|g|7.00');
+dsql(q{UPDATE dsrc SET v = 'bb' WHERE id = 2}, 'U|2|bb|2.00');
+dsql(q{UPDATE dsrc SET id = 20 WHERE id = 1}, 'U|20|a|1.00', 'D|1|a|1.00');
+dsql(q{DELETE FROM dsrc WHERE id = 3}, 'D|3|c|3.00');
+dsql(q{BEGIN; INSERT INTO dsrc VALUES (8, 'rolled back', 8); UPDATE dsrc SET v = 'no' WHERE id = 4; ROLLBACK});
+dsql(q{UPDATE dsrc SET amount = amount + 1 WHERE id = 6}, 'U|6|f, "six"|7.50');
+dsql(q{BEGIN; INSERT INTO dsrc VALUES (9, 'i', 9); DELETE FROM dsrc WHERE id = 9; COMMIT},
+	'I|9|i|9.00', 'D|9|i|9.00');
+is(sql("SELECT redshift_fdw.sync('delta')"), '9', 'delta: the second sync appends the 9 changes');
+check_delta('after the second sync');
+
+# an older transaction commits after a newer one, around a sync
+my $old = $node->background_psql('postgres');
+$old->query_safe(q{BEGIN; INSERT INTO dsrc VALUES (40, 'older xid', 40)});
+dsql(q{INSERT INTO dsrc VALUES (41, 'newer xid', 41)}, 'I|41|newer xid|41.00');
+is(sql("SELECT redshift_fdw.sync('delta')"), '1', 'delta: a sync while an older transaction is open appends the newer one');
+check_delta('with an older transaction open');
+$old->query_safe('COMMIT');
+$old->quit;
+push @expect, 'I|40|older xid|40.00';
+dsql(q{TRUNCATE dsrc}, 'T|NULL|NULL|NULL');
+dsql(q{INSERT INTO dsrc VALUES (30, 'x', 30), (31, 'y', 31), (32, 'z', 32)},
+	'I|30|x|30.00', 'I|31|y|31.00', 'I|32|z|32.00');
+dsql(q{UPDATE dsrc SET v = 'yy' WHERE id = 31}, 'U|31|yy|31.00');
+dsql(q{DELETE FROM dsrc WHERE id = 30}, 'D|30|x|30.00');
+dsql(q{UPDATE dsrc SET id = 33 WHERE id = 32}, 'U|33|z|32.00', 'D|32|z|32.00');
+is(sql("SELECT redshift_fdw.sync('delta')"), '9', 'delta: the third sync appends the older commit, the TRUNCATE and what followed');
+check_delta('after TRUNCATE');
+is(sql("SELECT redshift_fdw.sync('delta')"), '0', 'delta: nothing pending afterwards');
+
+# a source with columns named n and o (the names the change-log trigger
+# gives the new and old rows)
+sql(q{CREATE TABLE aliases (id int PRIMARY KEY, n jsonb, o text);
+      INSERT INTO aliases VALUES (1, '{"x": 1}', 'one')});
+sql("SELECT name FROM redshift_fdw.create_materialization('aliases', 'aliases', 'rs', delta_updates => true)");
+is(sql("SELECT redshift_fdw.sync('aliases')"), '1', 'columns named n and o: first delta sync');
+sub alias_rows
+{
+	return backing_sql("SELECT string_agg(_rsfdw_seq || '|' || _rsfdw_op || '|' || coalesce(id::text, 'NULL')
+	                            || '|' || coalesce(n::text, 'NULL') || '|' || coalesce(o, 'NULL'),
+	                            E'\\n' ORDER BY _rsfdw_seq) FROM $schema.aliases");
+}
+sql(q{INSERT INTO aliases VALUES (2, '{"id": 99, "o": "not this row"}', 'two')});
+sql(q{UPDATE aliases SET o = 'uno' WHERE id = 1});
+is(sql_error($node, "SELECT redshift_fdw.sync('aliases')"), '', 'columns named n and o: an insert and an update sync');
+is(alias_rows(), join("\n", '1|I|1|{"x": 1}|one', '2|I|2|{"o": "not this row", "id": 99}|two', '3|U|1|{"x": 1}|uno'),
+	'columns named n and o: each change carries its own row');
+sql(q{DELETE FROM aliases WHERE id = 2});
+is(sql_error($node, "SELECT redshift_fdw.sync('aliases')"), '', 'columns named n and o: a delete syncs');
+is(alias_rows(), join("\n", '1|I|1|{"x": 1}|one', '2|I|2|{"o": "not this row", "id": 99}|two',
+		'3|U|1|{"x": 1}|uno', '4|D|2|{"o": "not this row", "id": 99}|two'),
+	'columns named n and o: the delete carries the old row');
+
+# ----------------------------------------------------------------------
+# 3. errors
+# ----------------------------------------------------------------------
+
+# --- a row over 4 MB ------------------------------------------------------------
+sql(q{CREATE TABLE huge (id int PRIMARY KEY, j jsonb, t text);
+      INSERT INTO huge VALUES (1, '{"k": 1}', 'one'), (2, '{"k": 2}', 'two')});
+sql("SELECT name FROM redshift_fdw.create_materialization('huge', 'huge', 'rs')");
+is(sql("SELECT redshift_fdw.sync('huge')"), '2', 'huge: first sync');
+my $huge_row = "concat_ws('|', r.id::text, quote_nullable(r.j::jsonb::text), quote_nullable(r.t::text))";
+sub huge_remote { return backing_sql(digest_sql($huge_row, "$schema.huge")); }
+sub huge_ckpt
+{
+	return backing_sql("SELECT applied_snapshot || ' ' || applied_changes
+	                      FROM $schema.redshift_fdw_checkpoints WHERE name = 'huge'");
+}
+my ($huge_before, $ckpt_before) = (huge_remote(), huge_ckpt());
+sql(q{UPDATE huge SET t = 'one, changed' WHERE id = 1});
+sql(q{INSERT INTO huge VALUES (3, jsonb_build_object('big', repeat('x', 5 * 1024 * 1024)), 'three')});
+my $err = sql_error($node, "SELECT redshift_fdw.sync('huge')");
+like($err, qr/materialization "huge": row for key \(id\)=\(3\) is \d+ bytes, more than the 4 MB Redshift loads per row/,
+	'a 5 MB jsonb row: the error names the binding and the key');
+is(huge_remote(), $huge_before, 'nothing applied: the target is unchanged (not even the other change)');
+is(huge_ckpt(), $ckpt_before, 'the checkpoint is unchanged');
+sql(q{UPDATE huge SET j = '{}', t = repeat('y', 5 * 1024 * 1024) WHERE id = 3});
+like(sql_error($node, "SELECT redshift_fdw.sync('huge')"),
+	qr/materialization "huge": .*key \(id\)=\(3\)/,
+	'a 5 MB text value: also refused, naming the binding and the key');
+is(huge_remote(), $huge_before, 'still nothing applied');
+sql(q{DELETE FROM huge WHERE id = 3});
+is(sql("SELECT redshift_fdw.sync('huge')"), '2', 'after deleting the row the next sync succeeds');
+is(huge_remote(), sql(digest_sql($huge_row, 'huge')), 'and the sides are equal');
+isnt(huge_ckpt(), $ckpt_before, 'the checkpoint moved');
+
+# --- columns equal ignoring case ---------------------------------------------------
+sql(q{CREATE TABLE clash (id int PRIMARY KEY, "ID" int, v text)});
+$err = sql_error($node, "SELECT redshift_fdw.create_materialization('clash', 'clash', 'rs')");
+like($err, qr/materialization "clash": columns id, ID of clash are one column "id" in Redshift/,
+	'a case collision fails create_materialization with a clear error');
+like($err, qr/HINT:.*lower-cases identifiers/, 'with a hint');
+is(sql("SELECT count(*) FROM redshift_fdw.materialization WHERE name = 'clash'") . ' '
+	  . sql("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'clash'::regclass AND NOT tgisinternal"),
+	'0 0', 'nothing was created: no binding, no trigger');
+is(backing_sql("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                 WHERE n.nspname = '$schema' AND c.relname = 'clash'"),
+	'0', 'and no table on Redshift');
+
+# --- a Redshift target with a NOT NULL column the source leaves NULL ------------------
+remote_sql("CREATE TABLE $schema.strict (id bigint, v varchar(256), extra integer NOT NULL)");
+sql(q{CREATE TABLE strict (id int PRIMARY KEY, v text);
+      INSERT INTO strict SELECT g, 'v' || g FROM generate_series(1, 20) g});
+sql("SELECT name FROM redshift_fdw.create_materialization('strict', 'strict', 'rs')");
+$err = sql_error($node, "SELECT redshift_fdw.sync('strict')");
+like($err, qr/materialization "strict": Redshift rejected a row loading \Q$schema\E\.strict: .*\(error 1213\)/,
+	'a NOT NULL column on Redshift: the load error (1213) names binding and table');
+like($err, qr/DETAIL:  File s3:\/\/\Q$ENV{S3_BUCKET}\/$prefix\E\/strict\/\S+, line \d+, column "[^"]*"/,
+	'with the staging file, line and column in DETAIL');
+is(backing_sql("SELECT count(*) FROM $schema.strict"), '0', 'nothing was loaded');
+cmp_ok(staged_files(), '>', 0, 'the failed load left its staging files');
+remote_sql("ALTER TABLE $schema.strict DROP COLUMN extra");
+is(sql("SELECT redshift_fdw.sync('strict')"), '20', 'once the column is gone the sync succeeds');
+is(backing_sql("SELECT string_agg(id || ':' || v, ',' ORDER BY id) FROM $schema.strict"),
+	sql("SELECT string_agg(id || ':' || v, ',' ORDER BY id) FROM strict"), 'equal');
+is(staged_files(), '0', 'and the leftovers of the failed apply are deleted');
+
+# ----------------------------------------------------------------------
+# 4. the scheduler; COPY with IAM_ROLE
+# ----------------------------------------------------------------------
+my $sched = PostgreSQL::Test::Cluster->new('matsched');
+$sched->init;
+$sched->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'redshift_fdw'
+redshift_fdw.max_workers = 2
+log_statement = 'none'
+});
+$sched->start;
+sub ssql { return $sched->safe_psql('postgres', $_[0]); }
+
+# Waits (up to 60 s) until $check->() is true.
+sub wait_until
+{
+	my ($check) = @_;
+	for (1 .. 240)
+	{
+		return 1 if $check->();
+		sleep 0.25;
+	}
+	return 0;
+}
+
+my $srow = "concat_ws('|', r.id::text, quote_nullable(r.v::text), quote_nullable(r.n::numeric(30,2)::text))";
+sub sched_equal
+{
+	my ($table) = @_;
+	my $l = ssql(digest_sql($srow, $table));
+	my $r = backing_sql("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+	                      WHERE n.nspname = '$schema' AND c.relname = '$table'") eq '1'
+	  ? backing_sql(digest_sql($srow, "$schema.$table")) : 'no table';
+	return $l eq $r;
+}
+
+ssql(qq{
+CREATE EXTENSION redshift_fdw;
+@{[ create_staging_server('rs', $schema, "$prefix-sched") ]}
+@{[ create_staging_server('rs_iam', $schema, "$prefix-iam",
+		iam_role => 'arn:aws:iam::123456789012:role/no-such-role') ]}
+CREATE TABLE ticks (id int PRIMARY KEY, v text, n numeric(10,2));
+INSERT INTO ticks SELECT g, 'tick ' || g, g / 4.0 FROM generate_series(1, 1000) g;
+SELECT name FROM redshift_fdw.create_materialization('every2s', 'ticks', 'rs', schedule => '2s');
+});
+ok(wait_until(sub { sched_equal('ticks') }), 'a 2s materialization applies the table by itself');
+my $mark = ssql("SELECT coalesce(max(id), 0) FROM redshift_fdw.runs");
+ssql(q{BEGIN; INSERT INTO ticks SELECT g, 'tick ' || g, g FROM generate_series(1001, 1050) g;
+       UPDATE ticks SET v = 'changed' WHERE id <= 50; DELETE FROM ticks WHERE id BETWEEN 900 AND 949;
+       COMMIT});
+ok(wait_until(sub { sched_equal('ticks') }), 'and then the changes made afterwards');
+ok($sched->poll_query_until('postgres',
+	"SELECT count(*) > 0 FROM redshift_fdw.runs WHERE id > $mark AND binding = 'every2s' AND rows = 150"),
+	'a run recorded them: 50 inserted, 50 updated and 50 deleted keys');
+is(ssql("SELECT kind || ' ' || status || ' ' || (bytes > 0) || ' ' || trigger FROM redshift_fdw.runs
+          WHERE id > $mark AND binding = 'every2s' AND rows = 150"),
+	'materialization succeeded true schedule', 'as a succeeded scheduled materialization run, with bytes staged');
+sleep 5;
+is(ssql("SELECT count(*) >= 2 AND bool_and(status = 'succeeded') FROM redshift_fdw.runs
+          WHERE binding = 'every2s' AND started > now() - interval '5 seconds'"),
+	't', 'it keeps running every 2 s');
+is(ssql("SELECT kind || ' ' || state || ' ' || last_status FROM redshift_fdw.status WHERE name = 'every2s'"),
+	'materialization scheduled succeeded', 'status view');
+is(ssql("SELECT target || ' ' || schedule FROM redshift_fdw.materializations WHERE name = 'every2s'"),
+	"$schema.ticks 2s", 'materializations view');
+ssql("SELECT redshift_fdw.disable_materialization('every2s')");
+
+# IAM_ROLE: a role Redshift cannot assume fails the COPY; the test bed's role works
+ssql(q{CREATE TABLE roles (id int PRIMARY KEY, v text, n numeric(10,2));
+       INSERT INTO roles SELECT g, 'r' || g, g FROM generate_series(1, 300) g;
+       BEGIN;
+       SELECT name FROM redshift_fdw.create_materialization('roles', 'roles', 'rs_iam', schedule => '1h');
+       SELECT redshift_fdw.disable_materialization('roles');
+       COMMIT});
+ssql("SELECT redshift_fdw.run_now('roles')");
+ok($sched->poll_query_until('postgres',
+	"SELECT last_status = 'failed' FROM redshift_fdw.status WHERE name = 'roles'"),
+	'with an IAM role Redshift cannot assume, the run fails');
+like(ssql("SELECT error FROM redshift_fdw.runs WHERE binding = 'roles' ORDER BY id DESC LIMIT 1"),
+	qr/materialization "roles": .*not authorized to assume IAM Role/, 'the COPY named the role');
+my $copy_err = sql_error($sched, "SELECT redshift_fdw.sync('roles')");
+like($copy_err, qr/CONTEXT:  remote SQL command: COPY .* CREDENTIALS \[redacted\] MANIFEST/,
+	'sync() fails the same way; the COPY it shows has its credentials redacted');
+ok(!grep({ index($copy_err, $_) >= 0 } @secrets), 'no test secret in that error');
+ssql("ALTER SERVER rs_iam OPTIONS (SET iam_role '$ENV{RS_IAM_ROLE}')");
+is(ssql("SELECT redshift_fdw.sync('roles')"), '300', 'with iam_role the test bed accepts, the sync succeeds');
+ok(sched_equal('roles'), 'and the sides are equal');
+is(ssql("SELECT count(*) FROM redshift_fdw.s3_list('rs_iam', '')") . ' '
+	  . ssql("SELECT count(*) FROM redshift_fdw.s3_list('rs', '')"),
+	'0 0', 'no staging file left (the failed run\'s are deleted by the next apply)');
+
+# --- no secret anywhere ------------------------------------------------------
+my $errors = ssql("SELECT string_agg(error, E'\\n') FROM redshift_fdw.runs WHERE error IS NOT NULL");
+isnt($errors, '', 'run history holds errors');
+ok(!grep({ index($errors, $_) >= 0 } @secrets), 'no test secret in redshift_fdw.runs.error');
+
+# remove whatever a failed step may have left in S3
+ssql("SELECT redshift_fdw.s3_delete('$_', ARRAY(SELECT key FROM redshift_fdw.s3_list('$_', '')))")
+  for qw(rs rs_iam);
+sql("SELECT redshift_fdw.s3_delete('rs', ARRAY(SELECT key FROM redshift_fdw.s3_list('rs', '')))");
+$sched->stop('fast');
+$node->stop('fast');
+like(slurp_file($sched->logfile), qr/CREDENTIALS \[redacted\]/, 'the server log shows the failed COPY, redacted');
+for my $n ($node, $sched)
+{
+	my $log = slurp_file($n->logfile);
+	ok(!grep({ index($log, $_) >= 0 } @secrets), $n->name . ': no test secret in the server log');
+	unlike($log, qr/TRAP|terminated by signal/, $n->name . ': no crash');
+}
+
+set_faults('{"faults": []}');
+remote_sql("DROP SCHEMA IF EXISTS $schema CASCADE");
+done_testing();
