@@ -11,6 +11,9 @@ Kinds handled by the simulator:
                      after_bytes=0: COPY data fed to the backend; at="commit",
                      table=None, nth=1: the commit succeeds, its reply is lost
     delay            match (regex), seconds, count=None (unlimited)
+    copy_path        path="slow": COPY skips its fast path; path="fast":
+                     COPY fails instead of falling back to the slow path
+                     (tests use it to tell which path loaded)
 The S3 gate handles kind s3_error (see test/s3/README.md).
 """
 

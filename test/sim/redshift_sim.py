@@ -654,13 +654,18 @@ class Session:
         """Run one command on the client's backend session (the backend must
         be idle).  relay=True passes results and errors to the client;
         on_row receives each row as a list of bytes/None; copy_data is an
-        iterable of bytes fed to a COPY FROM STDIN."""
+        iterable of bytes fed to a COPY FROM STDIN (a SimError it raises
+        aborts the COPY and is raised here once the backend is idle again,
+        so the session stays usable)."""
         pgwire.send_all(self.backend, pgwire.query_message(sql))
         res = BackendResult()
+        aborted = None
         while True:
             mtype, body = self.breader.read()
             if mtype == "Z":
                 self.note_ready(body)
+                if aborted is not None:
+                    raise aborted
                 return res
             if mtype == "E":
                 res.error = pgwire.error_fields(body)
@@ -675,15 +680,16 @@ class Session:
             elif mtype == "C":
                 res.tags.append(body[:-1].decode())
             elif mtype == "G":
-                self.feed_copy(copy_data)
+                aborted = self.feed_copy(copy_data)
             if relay:
                 data = self.transform(mtype, body)
                 if data:
                     self.out.append(data)
 
     def feed_copy(self, chunks):
-        """Send COPY data to the backend; a failure of the source iterator
-        aborts the COPY with its message."""
+        """Send COPY data to the backend.  A SimError of the source iterator
+        aborts the COPY with its message (CopyFail) and is returned: the
+        caller raises it after reading the backend's answer."""
         try:
             for chunk in chunks or ():
                 self.count_copy_bytes(len(chunk))
@@ -691,8 +697,9 @@ class Session:
         except SimError as err:
             pgwire.send_all(self.backend, pgwire.message(
                 "f", pgwire.cstr(err.message)))
-            raise
+            return err
         pgwire.send_all(self.backend, pgwire.message("c"))
+        return None
 
 
 def serve(config, listen):

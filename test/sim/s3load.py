@@ -10,6 +10,9 @@ own backend session with PostgreSQL's COPY FROM STDIN, inside a savepoint
 of the client's transaction (or a transaction of its own), so the load is
 atomic and rolls back with the client.  Rejected rows are written to
 stl_load_errors on a separate connection, so they survive that rollback.
+Common CSV loads take a fast path that checks the files and lets the
+backing server's own CSV COPY parse them; whatever it cannot reproduce
+exactly is loaded by the slow path (see "COPY fast path" below).
 """
 
 import array
@@ -18,6 +21,7 @@ import csv
 import gzip
 import io
 import json
+import logging
 import re
 import tempfile
 
@@ -27,7 +31,9 @@ import botocore.exceptions
 
 import pgwire
 import sqlscan
-from sqlscan import SimError, raise_sql
+from sqlscan import SimError, raise_sql, sql_literal
+
+log = logging.getLogger("redshift_sim.s3load")
 
 MAX_ROW_BYTES = 4 * 1024 * 1024
 CHUNK = 256 * 1024
@@ -858,12 +864,15 @@ def run_copy(session, stmt):
         client = s3_client(session.config, spec.opts)
         cols = target_columns(session, spec)
         sources = list_copy_sources(client, spec)
-        staged = stage_rows(client, sources, spec, cols)
-        errors = list(staged.errors)
-        if len(errors) > spec.opts.maxerror:
-            raise load_failed(spec, errors,
-                              record_load_errors(session, spec, errors))
-        loaded = load_staged(session, spec, cols, staged, errors)
+        errors = []
+        loaded = fast_load(session, spec, cols, client, sources)
+        if loaded is None:
+            staged = stage_rows(client, sources, spec, cols)
+            errors = list(staged.errors)
+            if len(errors) > spec.opts.maxerror:
+                raise load_failed(spec, errors,
+                                  record_load_errors(session, spec, errors))
+            loaded = load_staged(session, spec, cols, staged, errors)
     except SimError as err:
         session.backend_query(raise_sql(err), relay=True)
         return False
@@ -885,14 +894,11 @@ def load_staged(session, spec, cols, staged, errors):
     """Stream the staged rows into the target inside a savepoint (or a
     transaction of its own); rows the backend rejects are skipped up to
     MAXERROR, retrying without them."""
-    own = session.txn_status == "I"
-    begin, commit, undo = (("BEGIN", "COMMIT", "ROLLBACK") if own else
-                           ("SAVEPOINT redshift_sim_copy",
-                            "RELEASE SAVEPOINT redshift_sim_copy",
-                            "ROLLBACK TO SAVEPOINT redshift_sim_copy"))
-    copy_sql = "COPY %s (%s) FROM STDIN WITH (FORMAT csv)" % (
-        spec.table, ", ".join('"%s"' % c.name.replace('"', '""')
-                              for c in cols))
+    begin, commit, undo = load_commands(session.txn_status == "I")
+    # ENCODING: the staged rows are UTF-8 whatever client_encoding the
+    # client chose, as S3 files are for Redshift.
+    copy_sql = "COPY %s (%s) FROM STDIN WITH (FORMAT csv, ENCODING 'UTF8')" \
+        % (spec.table, column_list(cols))
     skip = set()
     while True:
         res = session.backend_query(begin)
@@ -913,6 +919,332 @@ def load_staged(session, spec, cols, staged, errors):
         if len(errors) > spec.opts.maxerror:
             raise load_failed(spec, errors,
                               record_load_errors(session, spec, errors))
+
+
+def load_commands(own):
+    """BEGIN, COMMIT and ROLLBACK of a load: a transaction of its own when
+    the client is outside a transaction block (own), else a savepoint."""
+    if own:
+        return "BEGIN", "COMMIT", "ROLLBACK"
+    return ("SAVEPOINT redshift_sim_copy",
+            "RELEASE SAVEPOINT redshift_sim_copy",
+            "ROLLBACK TO SAVEPOINT redshift_sim_copy")
+
+
+def column_list(cols):
+    return ", ".join('"%s"' % c.name.replace('"', '""') for c in cols)
+
+
+# --------------------------------------------------------------------------
+# COPY fast path
+#
+# The slow path parses and converts every field in Python (about 55k rows/s).
+# Yet for CSV with regular quoting -- every field either unquoted and free of
+# quote characters, or quoted from its first to its last character with
+# inner quotes doubled -- and LF line ends, the backing server's CSV COPY
+# reads exactly the fields Python's csv module reads, and NULL, FORCE_NULL
+# and FORCE_NOT_NULL can express the slow path's rules for NULL AS, empty
+# fields and EMPTYASNULL.  So the fast path checks each block of a source
+# with one compiled pattern that accepts only such records, with the right
+# number of fields and no field a load rule would change or reject, and
+# streams those bytes unchanged (the backing server checks the UTF-8).  A
+# regular record the pattern refuses (an empty field due to become NULL, a
+# value over its VARCHAR length) is converted by the slow path's rules and
+# rewritten.  Anything else declines: the attempt is rolled back and the
+# slow path loads the files, so its errors and stl_load_errors rows are the
+# ones Redshift's rules give.  So does any failure of the backing COPY.
+
+
+class Declined(SimError):
+    """The fast path cannot promise the slow path's result for this load."""
+
+    def __init__(self, reason):
+        super().__init__("XX000", "COPY fast path declined: %s" % reason)
+
+
+def plain_csv_char(ch):
+    """A delimiter or quote character whose meaning Python's csv module,
+    the patterns below and the backing server's CSV agree on."""
+    return len(ch) == 1 and (ch == "\t" or (" " < ch < "\x7f" and
+                                            not ch.isalnum() and
+                                            ch not in "\\."))
+
+
+class FastPlan:
+    """How the fast path loads one COPY: the backing server's CSV options
+    and the patterns the records are checked against.  Raises Declined for
+    options or columns it cannot reproduce."""
+
+    def __init__(self, opts, cols):
+        d, q = opts.delimiter, opts.quote
+        if opts.format != "csv":
+            raise Declined("not CSV")
+        if opts.blanksasnull:
+            raise Declined("BLANKSASNULL")
+        if not plain_csv_char(d) or not plain_csv_char(q) or d == q:
+            raise Declined("delimiter or quote character")
+        null = opts.null_as or ""
+        if not null.isascii() or any(ch in null for ch in (d, q, "\r",
+                                                            "\n")):
+            raise Declined("NULL AS string")
+        for col in cols:
+            if col.typname in ("varbyte", "super"):
+                raise Declined("%s column" % col.typname.upper())
+        self.opts, self.cols = opts, cols
+        self.delimiter, self.quote, self.null = d, q, null
+        # Columns where the slow path loads an empty field as NULL.
+        empty_null = [opts.emptyasnull or opts.null_as == "" or not c.is_char
+                      for c in cols]
+        if null:
+            # NULL 'x' + FORCE_NULL: x quoted or not is NULL, as in the slow
+            # path; an empty field is '', so where it must be NULL the
+            # pattern refuses it and the record is rewritten.
+            self.force_null = [True] * len(cols)
+            self.force_not_null = [False] * len(cols)
+            nonempty = empty_null
+        else:
+            # NULL '' (the default): FORCE_NULL makes "" NULL too,
+            # FORCE_NOT_NULL makes an unquoted empty field ''.
+            self.force_null = empty_null
+            self.force_not_null = [not e for e in empty_null]
+            nonempty = [False] * len(cols)
+        db, qb = re.escape(d.encode()), re.escape(q.encode())
+        one = len(cols) == 1  # an empty line is no record ([] in csv)
+        fields = [field_pattern(db, qb, ne, c.maxlen, one)
+                  for ne, c in zip(nonempty, cols)]
+        anyf = field_pattern(db, qb, False, None)
+        self.strict = re.compile(b"(?:%s\n)*" % db.join(fields))
+        self.loose = re.compile(b"%s\n" % db.join(
+            [field_pattern(db, qb, False, None, one)] * len(cols)))
+        self.header = re.compile(b"(?:%s(?:%s%s)*\n)*" % (anyf, db, anyf))
+
+    def copy_sql(self, spec):
+        """The backing server's COPY for this plan."""
+        cols = self.cols
+        options = ["FORMAT csv", "DELIMITER " + sql_literal(self.delimiter),
+                   "QUOTE " + sql_literal(self.quote),
+                   "NULL " + sql_literal(self.null), "ENCODING 'UTF8'"]
+        forced = [c for c, f in zip(cols, self.force_null) if f]
+        kept = [c for c, k in zip(cols, self.force_not_null) if k]
+        if forced:
+            options.append("FORCE_NULL (%s)" % column_list(forced))
+        if kept:
+            options.append("FORCE_NOT_NULL (%s)" % column_list(kept))
+        return "COPY %s (%s) FROM STDIN WITH (%s)" % (
+            spec.table, column_list(cols), ", ".join(options))
+
+    def rewrite(self, record):
+        """A regular record the strict pattern refused, converted by the
+        slow path's rules and written in the backing server's CSV; declines
+        when a rule rejects it or that CSV cannot say the same."""
+        try:
+            text = record[:-1].decode("utf-8")
+        except UnicodeDecodeError:
+            raise Declined("invalid UTF-8")
+        fields = next(csv.reader([text], delimiter=self.delimiter,
+                                 quotechar=self.quote, strict=False), [])
+        if len(fields) != len(self.cols):
+            raise Declined("wrong number of fields")
+        try:
+            values = [convert_value(v, c, self.opts)
+                      for v, c in zip(fields, self.cols)]
+        except RowError as err:
+            raise Declined("load error %d" % err.code)
+        q, out = self.quote, []
+        for value, forced in zip(values, self.force_null):
+            if value is None and forced:
+                out.append(self.null)
+            elif value is None or (forced and value == self.null):
+                raise Declined("a value the backing CSV cannot express")
+            else:
+                out.append(q + value.replace(q, q + q) + q)
+        return (self.delimiter.join(out) + "\n").encode("utf-8")
+
+
+def field_pattern(d, q, nonempty, maxlen, bare_nonempty=False):
+    """The pattern of one regular CSV field (d, q: the escaped delimiter
+    and quote); nonempty refuses an empty value, maxlen a value of more
+    bytes, bare_nonempty an empty unquoted field.  Only single characters
+    repeat possessively (a plain counting loop): possessive repeats of
+    groups match wrongly in Python 3.11.2 (gh-106052, gh-100061).  The
+    alternatives exclude one another instead, so a refused record costs
+    backtracking linear in its length.  (A class of one character, like
+    [^"], is matched about twice as fast as a larger one.)"""
+    bare = b"[^%s%s\n\r]" % (d, q)
+    inner = b"[^%s]" % q
+    bare_min = 1 if nonempty or bare_nonempty else 0
+    if maxlen is None:
+        if nonempty:  # starts with a plain character or a doubled quote
+            quoted = b"%s(?:%s++(?:%s%s%s*+)*|(?:%s%s%s*+)+)%s" % (
+                q, inner, q, q, inner, q, q, inner, q)
+        else:
+            quoted = b"%s%s*+(?:%s%s%s*+)*%s" % (q, inner, q, q, inner, q)
+        return b"(?:%s|%s%s)" % (quoted, bare, b"++" if bare_min else b"*+")
+    # The bytes of the value counted by a bounded repeat: of plain
+    # characters for a quoted value without doubled quotes, of characters
+    # and doubled quotes (one byte each) for a value with some.
+    simple = b"%s%s{%d,%d}+%s(?=[%s\n])" % (q, inner, 1 if nonempty else 0,
+                                             maxlen, q, d)
+    doubled = b"%s(?=%s*+%s%s)(?:%s|%s%s){1,%d}%s" % (
+        q, inner, q, q, inner, q, q, maxlen, q)
+    return b"(?:%s|%s|%s{%d,%d}+)" % (simple, doubled, bare, bare_min,
+                                      maxlen)
+
+
+class FastFeed:
+    """The fast path's COPY data: every source's decompressed bytes, in
+    blocks of whole records, checked against the plan."""
+
+    def __init__(self, client, sources, plan, opts):
+        self.client, self.sources = client, sources
+        self.plan, self.opts = plan, opts
+
+    def chunks(self):
+        for bucket, key in self.sources:
+            # S3 errors opening a source are the slow path's own.
+            stream = open_source(self.client, bucket, key,
+                                 self.opts.compression)
+            try:
+                yield from self.source_blocks(self.pieces(stream))
+            except SimError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a surprise declines
+                raise Declined("unexpected %r" % exc)
+            finally:
+                stream.close()
+
+    def pieces(self, stream):
+        """The decompressed bytes of one source.  Any read failure declines:
+        the slow path reads the source again and reports it its own way."""
+        while True:
+            try:
+                data = stream.read(CHUNK)
+            except Exception as exc:  # noqa: BLE001 - any failure declines
+                raise Declined("reading failed: %s" % exc)
+            if not data:
+                return
+            yield data
+
+    def source_blocks(self, pieces):
+        """One source as checked COPY data.  The records the patterns match
+        end where the slow path's records end, so what is left over is the
+        start of a record (or irregular), kept until more data comes; each
+        source ends with a line end, as the slow path reads each alone."""
+        skip, buf = self.opts.ignoreheader, b""
+        for piece in pieces:
+            buf += piece
+            if skip:
+                buf, skip = self.skip_header(buf, skip)
+                if skip:
+                    continue
+            data, end = self.checked(buf)
+            if data:
+                yield data
+            buf = buf[end:]
+        if skip:
+            # Fewer lines than IGNOREHEADER: the slow path skips them all,
+            # unless a carriage return makes more lines of them for it.
+            if b"\r" in buf:
+                raise Declined("a carriage return")
+            return
+        if buf:
+            if not buf.endswith(b"\n"):
+                buf += b"\n"
+            data, end = self.checked(buf)
+            if end < len(buf):
+                raise Declined("irregular quoting or a wrong number of "
+                               "fields")
+            if data:
+                yield data
+
+    def skip_header(self, buf, lines):
+        """Drop the IGNOREHEADER lines once they are all in buf.  They must
+        be whole regular records: then the slow path, which skips records
+        ending on those lines, skips exactly them."""
+        end = 0
+        for _ in range(lines):
+            end = buf.find(b"\n", end) + 1
+            if not end:
+                if len(buf) > MAX_ROW_BYTES:
+                    raise Declined("IGNOREHEADER lines over 4 MB")
+                return buf, lines
+        header = buf[:end]
+        if b"\r" in header or self.plan.header.fullmatch(header) is None:
+            raise Declined("IGNOREHEADER lines are not whole records")
+        return buf[end:], 0
+
+    def checked(self, buf):
+        """The COPY data for the whole records at the start of buf, and
+        where they end: runs of records the strict pattern accepts pass
+        unchanged, other regular records are rewritten; what neither
+        pattern matches is left (a record yet to end, or irregular)."""
+        if len(buf) > MAX_ROW_BYTES:
+            raise Declined("a record over 4 MB")  # may be a 1216 row
+        if b"\r" in buf:
+            raise Declined("a carriage return")  # csv and COPY split apart
+        if buf.startswith(b"\\.") or b"\n\\." in buf:
+            raise Declined("a line starting with \\.")  # COPY's end marker
+        plan, parts, pos = self.plan, [], 0
+        while True:
+            end = plan.strict.match(buf, pos).end()
+            parts.append(buf[pos:end])
+            match = plan.loose.match(buf, end)
+            if match is None:
+                return b"".join(parts), end
+            parts.append(plan.rewrite(match.group()))
+            pos = match.end()
+
+
+def copy_path_rule(session):
+    """The path a copy_path fault rule forces: "slow" skips the fast path,
+    "fast" makes falling back an error, so tests can tell which one ran."""
+    for _, rule in session.config.faults.rules("copy_path"):
+        return rule.get("path")
+    return None
+
+
+def fast_load(session, spec, cols, client, sources):
+    """Load through the fast path.  Returns the number of rows loaded, or
+    None when the slow path must load instead (the attempt has been rolled
+    back)."""
+    path = copy_path_rule(session)
+    if path == "slow" or session.txn_status == "E":
+        return None  # in a failed transaction the slow path fails its way
+    try:
+        plan = FastPlan(spec.opts, cols)
+    except Declined as why:
+        return fall_back(why, path)
+    own = session.txn_status == "I"
+    begin, commit, undo = load_commands(own)
+    abandon = undo if own else "%s; %s" % (undo, commit)
+    res = session.backend_query(begin)
+    if res.error:
+        raise SimError(res.error.get("C"), res.error.get("M"))
+    feed = FastFeed(client, sources, plan, spec.opts)
+    try:
+        res = session.backend_query(plan.copy_sql(spec),
+                                    copy_data=feed.chunks())
+    except Declined as why:
+        session.backend_query(abandon)
+        return fall_back(why, path)
+    except SimError:
+        session.backend_query(abandon)
+        raise
+    if res.error is not None:
+        session.backend_query(abandon)
+        return fall_back(Declined("the backing COPY failed: %s" %
+                                  res.error.get("M")), path)
+    session.backend_query(commit)
+    return int(res.tags[-1].split()[-1])
+
+
+def fall_back(why, path):
+    """Note why the slow path loads instead (an error under
+    copy_path=fast)."""
+    log.info("%s", why.message)
+    if path == "fast":
+        raise why
+    return None
 
 
 # --------------------------------------------------------------------------

@@ -4,6 +4,7 @@ the simple protocol, ctypes on libpq for the extended protocol) against a
 running test bed (eval "$(test/testbed env)" first).  Each test class is one
 item of "What the test simulator must reproduce" in the design notes."""
 
+import bz2
 import ctypes
 import ctypes.util
 import gzip
@@ -597,6 +598,185 @@ class T09CopyFromS3(SimTestCase):
         self.cur.execute("INSERT INTO %s SELECT * FROM stage" % table)
         self.cur.execute("COMMIT")
         self.assertEqual(self.scalar("SELECT count(*) FROM %s" % table), 2)
+
+
+class T09bCopyFastPath(SimTestCase):
+    """COPY's fast path (the backing server's CSV COPY parses the files) is
+    taken for the CSV the extension stages and loads exactly what the slow
+    path loads; what it cannot reproduce falls back to the slow path.  The
+    copy_path fault rule forces a path: "fast" fails the COPY instead of
+    falling back, so a COPY that succeeds under it took the fast path."""
+
+    COLUMNS = ("id int, name varchar(12), note text, code char(3), "
+               "amount numeric(10,2), at timestamp, at_tz timestamptz, "
+               "day date, flag bool, ratio float8")
+    STAGED = "MANIFEST REGION '%s' FORMAT AS CSV GZIP NULL AS '\\\\N' " \
+             "DATEFORMAT 'auto' TIMEFORMAT 'auto'" % ENV["S3_REGION"]
+
+    def put(self, key, body):
+        s3().put_object(Bucket=BUCKET, Key=key, Body=body)
+        return "s3://%s/%s" % (BUCKET, key)
+
+    def manifest(self, prefix, bodies):
+        urls = [self.put("%s/part%d.csv.gz" % (prefix, i),
+                         gzip.compress(body.encode()))
+                for i, body in enumerate(bodies)]
+        return self.put("%s/manifest" % prefix, json.dumps(
+            {"entries": [{"url": u, "mandatory": True} for u in urls]})
+            .encode())
+
+    def copy(self, path, table, source, options):
+        """COPY through one path: "fast", "slow" or None (the fast path,
+        falling back when it must)."""
+        set_faults(*([{"kind": "copy_path", "path": path}] if path else []))
+        try:
+            self.cur.execute("COPY %s FROM '%s' %s %s" % (
+                table, source, keys_clause(), options))
+        finally:
+            set_faults()
+
+    def load(self, path, source, options, columns):
+        table = unique("cf")
+        self.cur.execute("CREATE TABLE %s (%s)" % (table, columns))
+        self.copy(path, table, source, options)
+        self.cur.execute("SELECT * FROM %s ORDER BY id" % table)
+        return self.cur.fetchall()
+
+    def assertSameLoad(self, source, options, columns=None):
+        """The fast path loads source without falling back, and its rows
+        are the slow path's."""
+        columns = columns or self.COLUMNS
+        fast = self.load("fast", source, options, columns)
+        slow = self.load("slow", source, options, columns)
+        self.assertEqual(fast, slow)
+        return fast
+
+    def test_staged_csv_same_as_slow_path(self):
+        # The extension's staging format: values quoted, NULL a bare \N,
+        # gzip, a manifest; one file without a final newline, one empty.
+        prefix = unique("cfs")
+        rows = [
+            '"1","a,b","line 1\nline 2","ABC","12.50","2024-02-26 10:00:00",'
+            '"2024-02-26 10:00:00+02","2024-02-26","t","1.5"',
+            '"2","say ""hi""","multi\n""quoted""\n\nlines","x","-3.25",'
+            '"2024-02-26T11:30:00","2024-02-26T11:30:00.123456Z","2024-2-6",'
+            '"f","-0.001"',
+            '"3",\\N,"\\N",\\N,\\N,\\N,\\N,\\N,\\N,\\N',
+            '"4","","","","","","","","",""',
+            '"5","日本語ü","ünïcödé ✓ 😀","é","1e3","20240226 103000",'
+            '"2024-02-26 10:00:00Z","26 Feb 2024","true","1e-3"',
+            '"6","éééééé","q""uote,d","a""","0","Feb 26, 2024 10:00 PM",'
+            '"2024-02-26 10:00:00.5-05","2024/02/26","0","-Infinity"',
+            '7,plain,no quotes,xy,1,2024-01-01 00:00:00,'
+            '2024-01-01 00:00:00+00,2024-01-01,f,2',
+        ]
+        source = self.manifest(prefix, ["\n".join(rows[:3]) + "\n",
+                                        "\n".join(rows[3:]), ""])
+        loaded = self.assertSameLoad(source, self.STAGED)
+        self.assertEqual(len(loaded), 7)
+        self.assertEqual(loaded[0][1:4], ("a,b", "line 1\nline 2", "ABC"))
+        self.assertEqual(loaded[1][1:3], ('say "hi"',
+                                          'multi\n"quoted"\n\nlines'))
+        self.assertEqual(loaded[2][1:], (None,) * 9)
+        # Empty: '' for the character columns, NULL for the others.
+        self.assertEqual(loaded[3][1:3], ("", ""))
+        self.assertEqual(loaded[3][4:], (None,) * 6)
+        self.assertEqual(loaded[4][1:3], ("日本語ü", "ünïcödé ✓ 😀"))
+        self.assertEqual(loaded[5][1:4], ("éééééé", 'q"uote,d', 'a" '))
+        # Without the rule: the same rows, and Redshift's notice.
+        table = unique("cfd")
+        self.cur.execute("CREATE TABLE %s (%s)" % (table, self.COLUMNS))
+        self.copy(None, table, source, self.STAGED)
+        self.assertIn("7 record(s) loaded successfully", self.conn.notices[-1])
+        self.cur.execute("SELECT * FROM %s ORDER BY id" % table)
+        self.assertEqual(self.cur.fetchall(), loaded)
+
+    def test_empty_fields_options_and_blocks(self):
+        columns = "id int, name varchar(5), code char(2), n int, d date"
+        body = ('id,name,code,n,d\n1,,,,\n2,"","","",""\n3,x,y,7,2024-01-02'
+                '\n4,\\N,\\N,,\n5,"a\nb","""",8,\n')
+        url = self.put("%s/e.csv" % unique("cfe"), body.encode())
+        for options in ("CSV IGNOREHEADER 1", "CSV IGNOREHEADER 1 EMPTYASNULL",
+                        "CSV IGNOREHEADER 1 NULL AS ''"):
+            loaded = self.assertSameLoad(url, options, columns)
+            self.assertEqual(len(loaded), 5, options)
+        self.assertEqual(self.assertSameLoad(url, "CSV IGNOREHEADER 1",
+                                             columns)[:2],
+                         [(1, "", "  ", None, None),
+                          (2, "", "  ", None, None)])
+        other = body.replace(",", "|").replace('"', "%")
+        url = self.put("%s/e.bz2" % unique("cfe"), bz2.compress(
+            other.encode()))
+        self.assertSameLoad(url, "DELIMITER '|' CSV QUOTE AS '%' BZIP2 "
+                            "IGNOREHEADER 1", columns)
+        # Many blocks: quoted newlines and records across block boundaries.
+        body = "".join('%d,"v%d","line\n%s,""q""",%d,2024-03-%02d\n' % (
+            i, i % 1000, "x" * (i % 300), i, 1 + i % 28)
+            for i in range(6000))
+        url = self.put("%s/big.csv.gz" % unique("cfe"),
+                       gzip.compress(body.encode()))
+        loaded = self.assertSameLoad(
+            url, "CSV GZIP", "id int, name varchar(5), note text, n int, "
+            "d date")
+        self.assertEqual(len(loaded), 6000)
+
+    def load_errors(self, url):
+        """stl_load_errors rows of one file per COPY, without the query id
+        and table."""
+        self.cur.execute(
+            "SELECT query, line_number, trim(colname), trim(type), "
+            "trim(col_length), trim(raw_line), trim(raw_field_value), "
+            "err_code, trim(err_reason) FROM stl_load_errors "
+            "WHERE trim(filename) = %s ORDER BY query", (url,))
+        by_query = {}
+        for row in self.cur.fetchall():
+            by_query.setdefault(row[0], []).append(row[1:])
+        return list(by_query.values())
+
+    def test_rejected_rows_fall_back(self):
+        # A value the backing server rejects (bad integer) and one the
+        # fast path's checks send back (too long for its VARCHAR): both
+        # fall back, with the slow path's errors and stl_load_errors rows.
+        columns = "id int, name varchar(3)"
+        for name, body, code in (("int", '1,ab\n2,"x,y"\nzz,cd\n', 1207),
+                                 ("long", '1,ab\n2,toolong\n3,"é"\n', 1204)):
+            url = self.put("%s/%s.csv" % (unique("cfr"), name),
+                           body.encode())
+            for path in ("fast", "slow", None):
+                table = unique("cfr")
+                self.cur.execute("CREATE TABLE %s (%s)" % (table, columns))
+                with self.assertRaises(psycopg2.Error) as ctx:
+                    self.copy(path, table, url, "CSV")
+                self.assertIn("fast path declined" if path == "fast" else
+                              "Load into table '%s' failed" % table,
+                              str(ctx.exception))
+            slow, fallback = self.load_errors(url)
+            self.assertEqual(fallback, slow)
+            self.assertEqual(fallback[0][6], code)
+            # MAXERROR: the fallback loads the good rows, as the slow path.
+            rows = [self.load(path, url, "CSV MAXERROR 1", columns)
+                    for path in ("slow", None)]
+            self.assertEqual(rows[1], rows[0])
+            self.assertEqual(len(rows[1]), 2)
+            slow, fallback = self.load_errors(url)[2:]
+            self.assertEqual(fallback, slow)
+
+    def test_declines_what_it_cannot_reproduce(self):
+        # Irregular quoting, CRLF line ends, SUPER: the fast path declines
+        # (an error under copy_path=fast), the load falls back.
+        cases = [("id int, a text", b'1,a"b\n2,"c"d\n'),
+                 ("id int, a text", b"1,a\r\n2,b\r\n"),
+                 ("id int, a super", b'1,"{""k"":1}"\n')]
+        for columns, body in cases:
+            url = self.put("%s/d.csv" % unique("cfx"), body)
+            table = unique("cfx")
+            self.cur.execute("CREATE TABLE %s (%s)" % (table, columns))
+            with self.assertRaises(psycopg2.Error) as ctx:
+                self.copy("fast", table, url, "CSV")
+            self.assertIn("fast path declined", str(ctx.exception))
+            self.copy(None, table, url, "CSV")
+            self.assertEqual(self.scalar("SELECT count(*) FROM %s" % table),
+                             body.count(b"\n"))
 
 
 # ----------------------------------------------------------------- item 10
