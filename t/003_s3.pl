@@ -98,8 +98,9 @@ CREATE USER MAPPING FOR CURRENT_USER SERVER rs_s3 OPTIONS (
 });
 	is(sql("SELECT string_agg(step || '=' || ok, ', ') FROM redshift_fdw.check('rs_s3')"),
 		'connect=true, redshift=true, list schemas=true, select permission=true, '
+		  . 'target schema=true, checkpoint table=true, '
 		  . 's3 client=true, s3 put=true, s3 get=true, s3 list=true, s3 delete=true',
-		'check() includes the S3 steps');
+		'check() includes the materialization and S3 steps');
 }
 
 # --- 64 MiB multipart round trip -----------------------------------------
