@@ -106,15 +106,12 @@ typedef struct Apply
 {
 	/* the binding */
 	char *name;
-	int64 id;
 	char *source;
 	bool delta;
 	bool soft_delete;
 	int64 lock_key;
 	char *checkpoint_key;
-	int64 local_changes;
 	List *columns; /* MatColumn, source order, then extra columns */
-	int ncols;	   /* source columns */
 	TimestampTz started;
 
 	/* Redshift and S3 */
@@ -433,21 +430,19 @@ load_binding(Apply *apply, const char *name)
 	Datum values[1] = {CStringGetTextDatum(name)};
 	uint64 i;
 
-	local_exec("SELECT id, server, source::text, delta_updates, soft_delete, "
-			   "lock_key, checkpoint_key, applied_changes, target_schema, "
-			   "target_table FROM redshift_fdw._mat($1)",
+	local_exec("SELECT server, source::text, delta_updates, soft_delete, "
+			   "lock_key, checkpoint_key, target_schema, target_table "
+			   "FROM redshift_fdw._mat($1)",
 			   1, types, values, NULL);
 	apply->name = pstrdup(name);
-	apply->id = pg_strtoint64(local_value(1));
-	apply->server = GetForeignServerByName(local_value(2), false);
-	apply->source = local_value(3);
-	apply->delta = strcmp(local_value(4), "t") == 0;
-	apply->soft_delete = strcmp(local_value(5), "t") == 0;
-	apply->lock_key = pg_strtoint64(local_value(6));
-	apply->checkpoint_key = local_value(7);
-	apply->local_changes = pg_strtoint64(local_value(8));
-	apply->schema = local_value(9);
-	apply->table = local_value(10);
+	apply->server = GetForeignServerByName(local_value(1), false);
+	apply->source = local_value(2);
+	apply->delta = strcmp(local_value(3), "t") == 0;
+	apply->soft_delete = strcmp(local_value(4), "t") == 0;
+	apply->lock_key = pg_strtoint64(local_value(5));
+	apply->checkpoint_key = local_value(6);
+	apply->schema = local_value(7);
+	apply->table = local_value(8);
 	apply->target =
 		psprintf("%s.%s", identifier(apply->schema), identifier(apply->table));
 	apply->target_label = psprintf("%s.%s", apply->schema, apply->table);
@@ -472,8 +467,7 @@ load_binding(Apply *apply, const char *name)
 		col->is_key = strcmp(SPI_getvalue(tup, desc, 5), "t") == 0;
 		apply->columns = lappend(apply->columns, col);
 	}
-	apply->ncols = list_length(apply->columns);
-	if (apply->ncols == 0)
+	if (apply->columns == NIL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("materialization \"%s\": source %s has no columns",
@@ -841,6 +835,24 @@ describe_key(Apply *apply, HeapTuple tuple, TupleDesc desc)
 }
 
 /*
+ * Refuse a row Redshift's COPY would reject for its size (4 MB); bytes is
+ * its length so far, newline included.
+ */
+static void
+check_row_size(Apply *apply, size_t bytes, HeapTuple tuple, TupleDesc desc)
+{
+	if (bytes > STAGE_MAX_ROW_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("materialization \"%s\": row for key %s is %zu bytes, "
+						"more than the 4 MB Redshift loads per row",
+						apply->name, describe_key(apply, tuple, desc), bytes),
+				 errdetail("Nothing of this apply reached Redshift."),
+				 errhint("Make the row smaller (or leave its large columns "
+						 "out of a view you materialize instead).")));
+}
+
+/*
  * Append one value as a CSV field (NULL as the NULL text), refusing what
  * Redshift could not load the same.
  */
@@ -851,6 +863,7 @@ append_field(Apply *apply, StringInfo line, MatColumn *col, Datum value,
 	text *t;
 	const char *data;
 	size_t len;
+	size_t quoted;
 
 	if (line->len > 0)
 		appendStringInfoChar(line, ',');
@@ -886,33 +899,14 @@ append_field(Apply *apply, StringInfo line, MatColumn *col, Datum value,
 		if (len > col->longest)
 			col->longest = len;
 	}
-	enlargeStringInfo(line, (int) Min(csv_quoted_length(data, len),
-									  (size_t) MaxAllocSize / 2));
-	if (csv_quoted_length(data, len) > (size_t) (line->maxlen - line->len - 1))
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("materialization \"%s\": row for key %s is too large",
-						apply->name, describe_key(apply, tuple, desc))));
+	/* before copying a value that cannot fit a row anyway */
+	quoted = csv_quoted_length(data, len);
+	check_row_size(apply, line->len + quoted + 1, tuple, desc);
+	enlargeStringInfo(line, (int) quoted);
 	line->len += csv_quote(line->data + line->len, data, len);
 	line->data[line->len] = '\0';
 	if ((Pointer) t != DatumGetPointer(value))
 		pfree(t);
-}
-
-/* Refuse a row Redshift's COPY would reject for its size (4 MB). */
-static void
-check_row_size(Apply *apply, StringInfo line, HeapTuple tuple, TupleDesc desc)
-{
-	if (line->len + 1 > STAGE_MAX_ROW_BYTES)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("materialization \"%s\": row for key %s is %d bytes, "
-						"more than the 4 MB Redshift loads per row",
-						apply->name, describe_key(apply, tuple, desc),
-						line->len + 1),
-				 errdetail("Nothing of this apply reached Redshift."),
-				 errhint("Make the row smaller (or leave its large columns "
-						 "out of a view you materialize instead).")));
 }
 
 /* Stage one change row. */
@@ -947,7 +941,7 @@ stage_row(Apply *apply, HeapTuple tuple, TupleDesc desc, char op)
 
 		appendStringInfo(line, ",\"%c\"," INT64_FORMAT, op, number);
 	}
-	check_row_size(apply, line, tuple, desc);
+	check_row_size(apply, line->len + 1, tuple, desc);
 	stage_write_row(only_keys ? apply->deletes : apply->upserts);
 }
 
@@ -1002,17 +996,19 @@ stage_changes(Apply *apply)
 		{
 			HeapTuple tuple = SPI_tuptable->vals[i];
 			TupleDesc desc = SPI_tuptable->tupdesc;
-			char *op = SPI_getvalue(tuple, desc, 1);
+			bool isnull;
+			text *op_text =
+				DatumGetTextPP(SPI_getbinval(tuple, desc, 1, &isnull));
+			char op = *VARDATA_ANY(op_text);
 
-			if (op[0] == 'S' || op[0] == 'R')
+			if (op == 'S' || op == 'R')
 			{
 				apply->snapshot = MemoryContextStrdup(
 					TopTransactionContext, SPI_getvalue(tuple, desc, 3));
-				apply->reload = op[0] == 'R';
+				apply->reload = op == 'R';
 			}
 			else
-				stage_row(apply, tuple, desc, op[0]);
-			pfree(op);
+				stage_row(apply, tuple, desc, op);
 		}
 		SPI_freetuptable(SPI_tuptable);
 	}

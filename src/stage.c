@@ -32,7 +32,6 @@ struct StageWriter
 	File file;			/* current temporary file, or -1 */
 	off_t file_offset;
 	z_stream zs;
-	bool zs_open;
 	int nfiles;
 	List *keys; /* uploaded keys, manifest last */
 	int64 rows;
@@ -123,7 +122,6 @@ open_file(StageWriter *writer)
 	if (deflateInit2(&writer->zs, 1, Z_DEFLATED, 15 + 16, 8,
 					 Z_DEFAULT_STRATEGY) != Z_OK)
 		elog(ERROR, "redshift_fdw: could not start gzip compression");
-	writer->zs_open = true;
 }
 
 /* End the gzip stream, upload the file, and remove it. */
@@ -136,7 +134,6 @@ close_and_upload(StageWriter *writer)
 	writer->zs.avail_in = 0;
 	drain(writer, Z_FINISH);
 	deflateEnd(&writer->zs);
-	writer->zs_open = false;
 	key = psprintf("%s-%04d.csv.gz", writer->key_prefix, ++writer->nfiles);
 	writer->bytes +=
 		s3_put_file(writer->client, key, FilePathName(writer->file));
@@ -216,19 +213,4 @@ List *
 stage_writer_keys(StageWriter *writer)
 {
 	return writer->keys;
-}
-
-/*
- * Drop what is not uploaded (the temporary file would also go at
- * transaction end).
- */
-void
-stage_writer_discard(StageWriter *writer)
-{
-	if (writer->zs_open)
-		deflateEnd(&writer->zs);
-	writer->zs_open = false;
-	if (writer->file >= 0)
-		FileClose(writer->file);
-	writer->file = -1;
 }

@@ -28,6 +28,5 @@ extern const char *stage_writer_finish(StageWriter *writer);
 extern int64 stage_writer_rows(StageWriter *writer);
 extern int64 stage_writer_bytes(StageWriter *writer);
 extern List *stage_writer_keys(StageWriter *writer);
-extern void stage_writer_discard(StageWriter *writer);
 
 #endif /* REDSHIFT_FDW_STAGE_H */
