@@ -1561,43 +1561,45 @@ CREATE TRIGGER materialization_timing AFTER INSERT OR DELETE
   ON redshift_fdw.materialization FOR EACH ROW
   EXECUTE FUNCTION redshift_fdw._binding_changed();
 
--- What follows a run, on the binding: success clears the failure count;
--- a failure counts and schedules a retry with backoff; a skipped run
--- (the binding was busy in another session) retries a second later.
+-- What follows a run for any binding: success clears the failure count;
+-- a failure counts and schedules a retry with backoff (capped at the
+-- schedule's period); a skipped run (the binding was busy in another
+-- session) retries a second later.
+CREATE FUNCTION redshift_fdw._run_followup(run redshift_fdw.runs, failures int,
+    schedule text, last_error text,
+    OUT consecutive_failures int, OUT retry_at timestamptz, OUT error text)
+LANGUAGE sql VOLATILE AS $$
+SELECT CASE run.status WHEN 'succeeded' THEN 0
+         WHEN 'failed' THEN least(failures + 1, 1000000) ELSE failures END,
+       CASE run.status WHEN 'succeeded' THEN NULL
+         WHEN 'failed' THEN clock_timestamp()
+                            + redshift_fdw._retry_delay(schedule, least(failures + 1, 1000000))
+         ELSE clock_timestamp() + interval '1 second' END,
+       CASE run.status WHEN 'succeeded' THEN NULL WHEN 'failed' THEN run.error ELSE last_error END
+$$;
+
+-- Records what follows a run on its binding (see _run_followup).
 CREATE FUNCTION redshift_fdw._after_run(run redshift_fdw.runs)
 RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
   IF run.kind = 'capture' THEN
     UPDATE redshift_fdw.capture c
-       SET consecutive_failures = CASE run.status WHEN 'succeeded' THEN 0
-                                    WHEN 'failed' THEN least(c.consecutive_failures + 1, 1000000)
-                                    ELSE c.consecutive_failures END,
-           retry_at = CASE run.status WHEN 'succeeded' THEN NULL
-                        WHEN 'failed' THEN clock_timestamp() + redshift_fdw._retry_delay(
-                          redshift_fdw._schedule(c), least(c.consecutive_failures + 1, 1000000))
-                        ELSE clock_timestamp() + interval '1 second' END,
+       SET (consecutive_failures, retry_at, last_error) =
+             (SELECT * FROM redshift_fdw._run_followup(run, c.consecutive_failures,
+                                                       redshift_fdw._schedule(c), c.last_error)),
            last_polled = CASE WHEN run.status = 'skipped' THEN c.last_polled
                               ELSE coalesce(run.started, c.last_polled) END,
-           last_error = CASE run.status WHEN 'succeeded' THEN NULL
-                          WHEN 'failed' THEN run.error ELSE c.last_error END,
            last_rows = CASE WHEN run.status = 'succeeded' THEN run.rows ELSE c.last_rows END
      WHERE c.name = run.binding;
   ELSE
     -- last_synced and last_rows are the apply's own (it may succeed and
     -- record them even when nothing was pending)
     UPDATE redshift_fdw.materialization m
-       SET consecutive_failures = CASE run.status WHEN 'succeeded' THEN 0
-                                    WHEN 'failed' THEN least(m.consecutive_failures + 1, 1000000)
-                                    ELSE m.consecutive_failures END,
-           retry_at = CASE run.status WHEN 'succeeded' THEN NULL
-                        WHEN 'failed' THEN clock_timestamp() + redshift_fdw._retry_delay(
-                          redshift_fdw._mat_schedule(m.schedule, m.server),
-                          least(m.consecutive_failures + 1, 1000000))
-                        ELSE clock_timestamp() + interval '1 second' END,
+       SET (consecutive_failures, retry_at, last_error) =
+             (SELECT * FROM redshift_fdw._run_followup(run, m.consecutive_failures,
+                              redshift_fdw._mat_schedule(m.schedule, m.server), m.last_error)),
            last_synced = CASE WHEN run.status = 'skipped' THEN m.last_synced
-                              ELSE greatest(coalesce(run.started, m.last_synced), m.last_synced) END,
-           last_error = CASE run.status WHEN 'succeeded' THEN NULL
-                          WHEN 'failed' THEN run.error ELSE m.last_error END
+                              ELSE greatest(run.started, m.last_synced) END
      WHERE m.name = run.binding;
   END IF;
 END $$;
