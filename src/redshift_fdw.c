@@ -10,6 +10,7 @@
 
 #include "access/reloptions.h"
 #include "fmgr.h"
+#include "utils/guc.h"
 #include "miscadmin.h"
 #include "foreign/fdwapi.h"
 #include "utils/builtins.h"
@@ -37,6 +38,8 @@ _PG_init(void)
 {
 	redshift_scheduler_define_gucs();
 	redshift_materialize_define_gucs();
+	/* after every definition: a value SET earlier is kept only if defined */
+	MarkGUCPrefixReserved("redshift_fdw");
 	if (process_shared_preload_libraries_in_progress)
 		redshift_scheduler_register();
 }

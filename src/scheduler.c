@@ -125,7 +125,6 @@ redshift_scheduler_define_gucs(void)
 		"How long finished runs are kept in redshift_fdw.runs.", NULL,
 		&redshift_scheduler_run_retention, 7 * 24 * 3600, 60, INT_MAX,
 		PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
-	MarkGUCPrefixReserved("redshift_fdw");
 }
 
 /* Size of the shared state: a slot per possible background worker. */
