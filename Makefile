@@ -14,7 +14,7 @@ PGFILEDESC = "redshift_fdw - Amazon Redshift foreign-data wrapper"
 REGRESS      = $(sort $(patsubst sql/%.sql,%,$(filter-out sql/redshift_fdw--%,$(wildcard sql/*.sql))))
 
 PG_CPPFLAGS = -I$(srcdir)/src -I$(shell $(PG_CONFIG) --includedir)
-SHLIB_LINK  = -lpq -lcurl -lssl -lcrypto -ljson-c -lz
+SHLIB_LINK  = -lpq -lcurl -lssl -lcrypto -ljson-c -lz -lzstd
 override CFLAGS += -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
 
 PG_CONFIG ?= pg_config

@@ -83,6 +83,16 @@ SELECT redshift_fdw.run_now('items');
 SELECT run_requested IS NOT NULL AS requested FROM redshift_fdw.materialization WHERE name = 'items';
 SELECT kind, binding, next_run IS NOT NULL AS due FROM redshift_fdw._jobs WHERE binding = 'items';
 
+-- keys whose every pending change is an insert skip the upsert only while
+-- the key is NOT NULL and unique (a partial unique index does not count)
+SELECT redshift_fdw._mat_inserts_are_new(m) AS with_pk FROM redshift_fdw._mat('items') m;
+ALTER TABLE items DROP CONSTRAINT items_pkey;
+CREATE UNIQUE INDEX items_partial ON items (id) WHERE id > 0;
+SELECT redshift_fdw._mat_inserts_are_new(m) AS partial_only FROM redshift_fdw._mat('items') m;
+DROP INDEX items_partial;
+ALTER TABLE items ADD PRIMARY KEY (id);
+SELECT redshift_fdw._mat_inserts_are_new(m) AS pk_again FROM redshift_fdw._mat('items') m;
+
 -- another role sees none of them
 CREATE ROLE mat_other;
 SET ROLE mat_other;

@@ -20,13 +20,15 @@ CREATE SERVER s_bad FOREIGN DATA WRAPPER redshift_fdw OPTIONS (user 'u');
 CREATE SERVER s_bad FOREIGN DATA WRAPPER redshift_fdw OPTIONS (s3_endpoint 'ftp://x');
 CREATE SERVER s_bad FOREIGN DATA WRAPPER redshift_fdw OPTIONS (s3_addressing 'subdomain');
 CREATE SERVER s_bad FOREIGN DATA WRAPPER redshift_fdw OPTIONS (s3_bucket '');
+CREATE SERVER s_bad FOREIGN DATA WRAPPER redshift_fdw OPTIONS (staging_compression 'lzop');
 CREATE SERVER s_bad FOREIGN DATA WRAPPER redshift_fdw OPTIONS (aws_access_key_id 'x');
 CREATE SERVER s_ok FOREIGN DATA WRAPPER redshift_fdw OPTIONS (
   host 'example.invalid', port '5439', dbname 'dev', sslmode 'require',
   sslrootcert '/nonexistent/root.crt', connect_timeout '10',
   application_name 'etl', fetch_size '5000', statement_timeout '60000',
   s3_endpoint 'https://s3.eu-west-1.amazonaws.com', s3_bucket 'staging',
-  s3_region 'eu-west-1', s3_prefix 'redshift_fdw/', s3_addressing 'virtual');
+  s3_region 'eu-west-1', s3_prefix 'redshift_fdw/', s3_addressing 'virtual',
+  staging_compression 'GZIP');
 ALTER SERVER s_ok OPTIONS (SET port 'x');
 
 -- user mapping

@@ -1334,56 +1334,93 @@ BEGIN
   DELETE FROM redshift_fdw.runs r WHERE r.kind = 'materialization' AND r.binding = m.name;
 END $$;
 
+-- Whether a key whose pending changes are all inserts is surely absent
+-- from the target, so its row can be loaded without an upsert: its key
+-- columns are NOT NULL and unique (a valid unique index on some of them,
+-- without expressions or a predicate), so any row the key had at the
+-- checkpoint was deleted (or re-keyed) by a logged change first; and no
+-- soft-deleted row stays behind on Redshift.
+CREATE FUNCTION redshift_fdw._mat_inserts_are_new(m redshift_fdw.materialization)
+RETURNS bool LANGUAGE sql STABLE AS $$
+SELECT NOT m.soft_delete
+   AND NOT EXISTS (SELECT 1 FROM pg_attribute a
+                    WHERE a.attrelid = m.source AND a.attname = ANY (m.key_columns)
+                      AND NOT a.attnotnull)
+   AND EXISTS (SELECT 1 FROM pg_index i
+                WHERE i.indrelid = m.source AND i.indisunique AND i.indisvalid
+                  AND i.indpred IS NULL AND i.indexprs IS NULL
+                  AND NOT EXISTS (SELECT 1 FROM unnest(i.indkey::int2[]) n
+                                   WHERE n = 0 OR NOT EXISTS (
+                                     SELECT 1 FROM pg_attribute a
+                                      WHERE a.attrelid = m.source AND a.attnum = n
+                                        AND a.attname = ANY (m.key_columns))))
+$$;
+
 -- The changes of an apply, as a query for materialize.c (parameter $1:
 -- the snapshot the checkpoint recorded, NULL before the first apply).
 -- Rows are (op, seq, meta, the columns' text...).  One statement, so that
--- the snapshot, the log and the source agree; its last row carries that
+-- the snapshot, the log and the source agree; its first row carries that
 -- snapshot (the high-water mark) in meta, with op 'S', or 'R' when the
--- target is to be reloaded (first apply, or a TRUNCATE in the batch).
---   standard: 'U' rows (a changed key's current row; every row on a
---             reload), 'D' rows (keys gone; key columns only)
+-- target is to be reloaded (first apply, or a TRUNCATE in the batch), so
+-- the loader knows before any row whether the target is replaced.
+--   standard: 'I' rows (a key every pending change of which is an insert:
+--             absent from Redshift, so it needs no upsert), 'U' rows (a
+--             changed key's current row; every row on a reload), 'D' rows
+--             (keys gone; key columns only)
 --   delta:    the logged changes in order ('I', 'U', 'D', 'T'; seq numbers
 --             them from 1), or every row as 'I' on the first apply
 CREATE FUNCTION redshift_fdw._mat_changes_query(m redshift_fdw.materialization)
 RETURNS text LANGUAGE plpgsql STABLE AS $$
 DECLARE
   src_cols text;
-  row_cols text;
+  gone_cols text;
   change_cols text;
   nulls text;
-  key_join text := (SELECT string_agg(format('s.%1$I = k.%1$I', k), ' AND ')
+  key_join text := (SELECT string_agg(format('p.%1$I = s.%1$I', k), ' AND ')
                       FROM unnest(m.key_columns) k);
   pending text := format('pg_visible_in_snapshot(l._rsfdw_xid, snap.s) AND ($1::pg_snapshot IS NULL '
                          'OR NOT pg_visible_in_snapshot(l._rsfdw_xid, $1::pg_snapshot))');
-  log_keys text := (SELECT string_agg('l.' || quote_ident(k), ', ') FROM unnest(m.key_columns) k);
+  log_keys text := (SELECT string_agg('p.' || quote_ident(k), ', ') FROM unnest(m.key_columns) k);
 BEGIN
   SELECT string_agg(s.expr, ', ' ORDER BY s.attnum),
-         string_agg(CASE WHEN s.is_key THEN k.expr ELSE s.expr END, ', ' ORDER BY s.attnum),
+         string_agg(CASE WHEN s.is_key THEN k.expr ELSE 'NULL' END, ', ' ORDER BY s.attnum),
          string_agg(r.expr, ', ' ORDER BY s.attnum),
          string_agg('NULL', ', ')
-    INTO src_cols, row_cols, change_cols, nulls
+    INTO src_cols, gone_cols, change_cols, nulls
     FROM redshift_fdw._mat_columns(m.source, m.key_columns, 's') s
-    JOIN redshift_fdw._mat_columns(m.source, m.key_columns, 'k') k USING (attnum)
+    JOIN redshift_fdw._mat_columns(m.source, m.key_columns, 'p') k USING (attnum)
     JOIN redshift_fdw._mat_columns(m.source, m.key_columns, 'r') r USING (attnum);
   IF NOT m.delta_updates THEN
+    -- The source's rows of pending keys (a semi-join: no aggregate of the
+    -- log, and an index probe per key when few changed), then the keys
+    -- gone: a key that is gone has a pending 'D' (a delete, or an update
+    -- that moved its row to another key); TRUNCATE means a reload.
     RETURN format($q$
 WITH snap AS MATERIALIZED (SELECT pg_current_snapshot() AS s),
 reload AS MATERIALIZED (SELECT $1::pg_snapshot IS NULL
                                OR EXISTS (SELECT 1 FROM %1$s l, snap WHERE l._rsfdw_op = 'T' AND %2$s) AS r),
-k AS (SELECT DISTINCT %3$s FROM %1$s l, snap
-       WHERE l._rsfdw_op <> 'T' AND %2$s AND NOT (SELECT r FROM reload))
+pending AS NOT MATERIALIZED (
+  SELECT l.* FROM %1$s l, snap WHERE l._rsfdw_op <> 'T' AND %2$s AND NOT (SELECT r FROM reload))
+SELECT CASE WHEN (SELECT r FROM reload) THEN 'R' ELSE 'S' END, NULL::bigint, snap.s::text, %8$s
+  FROM snap
+UNION ALL
 SELECT 'U'::text, NULL::bigint, NULL::text, %4$s FROM %5$s s WHERE (SELECT r FROM reload)
 UNION ALL
-SELECT CASE WHEN s.%6$I IS NULL THEN 'D' ELSE 'U' END, NULL::bigint, NULL::text, %7$s
-  FROM k LEFT JOIN %5$s s ON %8$s
+SELECT CASE WHEN %9$s AND NOT EXISTS (SELECT 1 FROM pending p WHERE %6$s AND p._rsfdw_op <> 'I')
+            THEN 'I' ELSE 'U' END, NULL::bigint, NULL::text, %4$s
+  FROM %5$s s WHERE EXISTS (SELECT 1 FROM pending p WHERE %6$s)
 UNION ALL
-SELECT CASE WHEN (SELECT r FROM reload) THEN 'R' ELSE 'S' END, NULL::bigint, snap.s::text, %9$s
-  FROM snap
-$q$, m.change_log, pending, log_keys, src_cols, m.source, m.key_columns[1], row_cols,
-     key_join, nulls);
+SELECT 'D', NULL::bigint, NULL::text, %7$s
+  FROM (SELECT DISTINCT %3$s FROM pending p WHERE p._rsfdw_op = 'D') p
+ WHERE NOT EXISTS (SELECT 1 FROM %5$s s WHERE %6$s)
+$q$, m.change_log, pending, log_keys, src_cols, m.source, key_join, gone_cols, nulls,
+     CASE WHEN redshift_fdw._mat_inserts_are_new(m) THEN 'true' ELSE 'false' END);
   END IF;
   RETURN format($q$
 WITH snap AS MATERIALIZED (SELECT pg_current_snapshot() AS s)
+SELECT CASE WHEN $1::pg_snapshot IS NULL THEN 'R' ELSE 'S' END, NULL::bigint, snap.s::text, %6$s
+  FROM snap
+UNION ALL
 SELECT 'I'::text, NULL::bigint, NULL::text, %1$s FROM %2$s s WHERE $1::pg_snapshot IS NULL
 UNION ALL
 (SELECT l._rsfdw_op::text, row_number() OVER (ORDER BY l._rsfdw_seq), NULL::text, %3$s
@@ -1391,10 +1428,22 @@ UNION ALL
    LEFT JOIN LATERAL jsonb_populate_record(NULL::%2$s, l._rsfdw_image) r ON true
   WHERE %5$s AND $1::pg_snapshot IS NOT NULL
   ORDER BY l._rsfdw_seq)
-UNION ALL
-SELECT CASE WHEN $1::pg_snapshot IS NULL THEN 'R' ELSE 'S' END, NULL::bigint, snap.s::text, %6$s
-  FROM snap
 $q$, src_cols, m.source, change_cols, m.change_log, pending, nulls);
+END $$;
+
+-- Fresh statistics on a change log before an apply reads it (standard
+-- updates join its keys back to the source): after a bulk change the old
+-- ones can be off by orders of magnitude, and a million keys must be a
+-- hash join, not a million index probes.  Only its owner may analyze it;
+-- SKIP_LOCKED: an apply never waits for statistics (autovacuum, a lock).
+CREATE FUNCTION redshift_fdw._mat_analyze_log(binding text)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+  m redshift_fdw.materialization := redshift_fdw._mat(binding);
+BEGIN
+  IF pg_has_role((SELECT c.relowner FROM pg_class c WHERE c.oid = m.change_log), 'USAGE') THEN
+    EXECUTE format('ANALYZE (SKIP_LOCKED) %s', m.change_log);
+  END IF;
 END $$;
 
 -- After an apply: forget the changes the snapshot covers, remember what
@@ -1441,7 +1490,7 @@ AS 'MODULE_PATHNAME', 'redshift_fdw_apply'
 LANGUAGE C VOLATILE STRICT
 SET datestyle TO 'ISO, YMD' SET timezone TO 'UTC' SET extra_float_digits TO 3
 SET intervalstyle TO 'postgres' SET bytea_output TO 'hex' SET work_mem TO '64MB'
-SET cursor_tuple_fraction TO 1.0;
+SET cursor_tuple_fraction TO 1.0 SET jit TO off;
 
 -- Apply a materialization's pending changes now; returns the rows applied.
 CREATE FUNCTION redshift_fdw.sync(name text)

@@ -509,6 +509,18 @@ redshift_get_result(RedshiftConn *rconn, const char *sql)
 }
 
 /*
+ * Whether the next result of the query sent last can be read without
+ * waiting (reads what has arrived); a lost connection is an error.
+ */
+bool
+redshift_result_ready(RedshiftConn *rconn, const char *sql)
+{
+	if (!PQconsumeInput(rconn->conn))
+		redshift_report_error(NULL, rconn, sql);
+	return !PQisBusy(rconn->conn);
+}
+
+/*
  * Send a query (with text parameters, if any) without waiting for it.
  */
 void

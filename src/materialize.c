@@ -7,14 +7,21 @@
  *	   read the snapshot it last applied (the authority on what is done);
  *	3. create the target table, or add the columns it lacks;
  *	4. read the changes committed after that snapshot (one local
- *	   statement, whose own snapshot is the high-water mark) into gzip CSV
- *	   staging files in S3, with manifests;
+ *	   statement, whose own snapshot is the high-water mark) into zstd (or
+ *	   gzip) CSV staging files in S3, with manifests;
  *	5. widen VARCHAR columns that are too narrow (outside a transaction:
  *	   Redshift refuses it in one);
  *	6. one Redshift transaction: LOCK the checkpoint table first, check the
  *	   fence and snapshot, COPY, delete and insert, move the checkpoint
  *	   (only where the fence is still ours), COMMIT; retried on 1023;
  *	7. delete the staged files, trim the local log, remember the snapshot.
+ *
+ * Steps 4 and 6 overlap (redshift_fdw.load_while_staging): the transaction
+ * of step 6 begins as staging does, and whenever Redshift is idle it
+ * COPYs the files staged so far, so Redshift loads while the next rows are
+ * read and compressed.  When a column has to be widened, or any statement
+ * of that transaction fails, it is rolled back and step 6 runs as above
+ * once staging is done: the files are in S3 either way.
  *
  * A failure anywhere leaves the checkpoint as it was, or moved with the
  * data in one commit; the next apply starts again from step 1 and applies
@@ -91,6 +98,32 @@ typedef struct MatColumn
 	size_t longest;	   /* longest value staged, in bytes */
 } MatColumn;
 
+/*
+ * The staged streams of an apply.  A key appears in one of them only, so
+ * they load in any order.
+ */
+typedef enum StreamKind
+{
+	STREAM_INSERTS, /* standard: rows of keys new to the target */
+	STREAM_UPSERTS, /* standard: current rows of changed keys (every row on
+					 * a reload); delta: every change, in order */
+	STREAM_DELETES, /* standard: keys gone (key columns only) */
+	NUM_STREAMS
+} StreamKind;
+
+/* One stream of staging files, and how it loads. */
+typedef struct Stream
+{
+	const char *label; /* file names: inserts, upserts, changes, deletes */
+	StageWriter *writer;
+	const char *manifest; /* of every file, once staging is done */
+	bool keys_only;		  /* only the key columns */
+	const char *into;	  /* what COPY loads: the target or a temp table */
+	bool created;		  /* into, a temp table, exists in the transaction */
+	int loaded;			  /* files the pipelined transaction has loaded */
+	int batches;		  /* batch manifests written */
+} Stream;
+
 /* A failed remote statement, redacted. */
 typedef struct RemoteFailure
 {
@@ -111,6 +144,7 @@ typedef struct Apply
 	bool soft_delete;
 	int64 lock_key;
 	char *checkpoint_key;
+	char *change_log;
 	List *columns; /* MatColumn, source order, then extra columns */
 	TimestampTz started;
 
@@ -126,6 +160,7 @@ typedef struct Apply
 	char *checkpoint; /* "schema".redshift_fdw_checkpoints */
 	char *auth;		  /* COPY's authorization clause */
 	char *region;
+	StageCompression compression;
 	const char *secrets[3];
 
 	/* the checkpoint as this apply found it */
@@ -139,18 +174,33 @@ typedef struct Apply
 	bool reload;		/* replace the whole target */
 	bool
 		columns_added; /* the target gained columns: existing rows lack them */
-	StageWriter *upserts;
-	StageWriter *deletes;
-	const char *upsert_manifest;
-	const char *delete_manifest;
+	Stream streams[NUM_STREAMS];
+	Datum *values; /* one change row, deformed */
+	bool *nulls;
 	int64 rows;
 	int64 bytes;
+
+	/* the load transaction, when it runs while staging */
+	bool pipelined;			 /* open, and loading files as they come */
+	bool in_flight;			 /* a COPY awaits its result */
+	char *in_flight_display; /* that COPY, as shown */
+	int pipelined_copies;	 /* COPY statements it ran */
 } Apply;
 
 /* GUC redshift_fdw.staging_file_size is stage_file_size_mb (stage.c). */
 
+/* GUC redshift_fdw.load_while_staging. */
+static bool load_while_staging = true;
+
 /*
- * Settings of materialization: the size staging files are rolled over at.
+ * While loading runs with staging, the file being written is uploaded
+ * early for an idle Redshift once it holds this much (compressed).
+ */
+#define PIPELINE_MIN_FILE_BYTES (1024 * 1024)
+
+/*
+ * Settings of materialization: the size staging files are rolled over at,
+ * and whether Redshift loads while staging goes on.
  */
 void
 redshift_materialize_define_gucs(void)
@@ -161,6 +211,12 @@ redshift_materialize_define_gucs(void)
 		"Compressed size; each file is uploaded to S3 as soon as it is full.",
 		&stage_file_size_mb, 64, 1, 4096, PGC_USERSET, GUC_UNIT_MB, NULL, NULL,
 		NULL);
+	DefineCustomBoolVariable(
+		"redshift_fdw.load_while_staging",
+		"Load staged files into Redshift while the next ones are staged.",
+		"The load transaction (and its lock on the checkpoint table) then "
+		"begins when staging does.",
+		&load_while_staging, true, PGC_USERSET, 0, NULL, NULL, NULL);
 }
 
 /* ------------------------------------------------------------------ */
@@ -210,15 +266,28 @@ redacted(Apply *apply, const char *text)
  * Run one remote statement.  On a remote error, fill failure (redacted)
  * and return NULL; a lost connection raises (display is the SQL shown).
  */
+static PGresult *remote_collect(Apply *apply, const char *display,
+								RemoteFailure *failure);
+
 static PGresult *
 remote_try(Apply *apply, const char *sql, const char *display,
 		   RemoteFailure *failure)
+{
+	redshift_send_query(apply->conn, sql, 0, NULL);
+	return remote_collect(apply, display, failure);
+}
+
+/*
+ * The outcome of the statement sent last: its last result, or NULL with
+ * failure filled (redacted) on a remote error; a lost connection raises.
+ */
+static PGresult *
+remote_collect(Apply *apply, const char *display, RemoteFailure *failure)
 {
 	PGresult *last = NULL;
 	PGresult *res;
 	PGresult *error = NULL;
 
-	redshift_send_query(apply->conn, sql, 0, NULL);
 	while ((res = redshift_get_result(apply->conn, display)) != NULL)
 	{
 		if (PQresultStatus(res) == PGRES_FATAL_ERROR && error == NULL)
@@ -385,14 +454,15 @@ typedef bool (*RemoteTransaction)(Apply *apply, RemoteFailure *failure);
  * Run a remote transaction, again from the start after a serializable
  * isolation violation (1023), with backoff; any other failure is rolled
  * back and returned false (failure filled) for the caller to report.
+ * first_attempt > 1 counts attempts already made another way.
  */
 static bool
 run_transaction(Apply *apply, RemoteTransaction body, const char *what,
-				RemoteFailure *failure)
+				int first_attempt, RemoteFailure *failure)
 {
 	int attempt;
 
-	for (attempt = 1;; attempt++)
+	for (attempt = first_attempt;; attempt++)
 	{
 		if (body(apply, failure))
 			return true;
@@ -431,8 +501,8 @@ load_binding(Apply *apply, const char *name)
 	uint64 i;
 
 	local_exec("SELECT server, source::text, delta_updates, soft_delete, "
-			   "lock_key, checkpoint_key, target_schema, target_table "
-			   "FROM redshift_fdw._mat($1)",
+			   "lock_key, checkpoint_key, target_schema, target_table, "
+			   "change_log::text FROM redshift_fdw._mat($1)",
 			   1, types, values, NULL);
 	apply->name = pstrdup(name);
 	apply->server = GetForeignServerByName(local_value(1), false);
@@ -443,6 +513,7 @@ load_binding(Apply *apply, const char *name)
 	apply->checkpoint_key = local_value(6);
 	apply->schema = local_value(7);
 	apply->table = local_value(8);
+	apply->change_log = local_value(9);
 	apply->target =
 		psprintf("%s.%s", identifier(apply->schema), identifier(apply->table));
 	apply->target_label = psprintf("%s.%s", apply->schema, apply->table);
@@ -823,7 +894,9 @@ describe_key(Apply *apply, HeapTuple tuple, TupleDesc desc)
 
 		if (col->extra || !col->is_key)
 			continue;
-		value = SPI_getvalue(tuple, desc, 4 + i);
+		value = apply->nulls[3 + i]
+					? NULL
+					: TextDatumGetCString(apply->values[3 + i]);
 		appendStringInfo(&names, "%s%s", names.len ? ", " : "",
 						 quote_identifier(col->local_name));
 		if (value && strlen(value) > KEY_TEXT_MAX)
@@ -909,45 +982,69 @@ append_field(Apply *apply, StringInfo line, MatColumn *col, Datum value,
 		pfree(t);
 }
 
-/* Stage one change row. */
+/* Stage one change row (deformed into apply->values and nulls). */
 static void
 stage_row(Apply *apply, HeapTuple tuple, TupleDesc desc, char op)
 {
-	bool isnull;
 	ListCell *lc;
 	StringInfo line;
-	bool only_keys = !apply->delta && op == 'D';
+	Stream *stream;
 
-	line = stage_row_buffer(only_keys ? apply->deletes : apply->upserts);
+	if (apply->delta)
+		stream = &apply->streams[STREAM_UPSERTS];
+	else if (op == 'D')
+		stream = &apply->streams[STREAM_DELETES];
+	else if (op == 'I')
+		stream = &apply->streams[STREAM_INSERTS];
+	else
+		stream = &apply->streams[STREAM_UPSERTS];
+	line = stage_row_buffer(stream->writer);
 	foreach (lc, apply->columns)
 	{
 		MatColumn *col = lfirst(lc);
 		int i = foreach_current_index (lc);
-		Datum value;
 
 		if (col->extra)
 			continue;
-		if (only_keys && !col->is_key)
+		if (stream->keys_only && !col->is_key)
 			continue;
-		value = SPI_getbinval(tuple, desc, 4 + i, &isnull);
-		append_field(apply, line, col, value, isnull, tuple, desc);
+		append_field(apply, line, col, apply->values[3 + i],
+					 apply->nulls[3 + i], tuple, desc);
 	}
 	if (apply->delta)
 	{
-		Datum seq = SPI_getbinval(tuple, desc, 2, &isnull);
 		int64 number = apply->applied_changes +
-					   (isnull ? stage_writer_rows(apply->upserts) + 1
-							   : DatumGetInt64(seq));
+					   (apply->nulls[1] ? stage_writer_rows(stream->writer) + 1
+										: DatumGetInt64(apply->values[1]));
 
 		appendStringInfo(line, ",\"%c\"," INT64_FORMAT, op, number);
 	}
 	check_row_size(apply, line->len + 1, tuple, desc);
-	stage_write_row(only_keys ? apply->deletes : apply->upserts);
+	stage_write_row(stream->writer);
+}
+
+static void pipeline_begin(Apply *apply);
+static void pipeline_poll(Apply *apply, bool finish);
+
+/* Where each stream loads, once the apply knows whether it reloads. */
+static void
+plan_streams(Apply *apply)
+{
+	Stream *inserts = &apply->streams[STREAM_INSERTS];
+	Stream *upserts = &apply->streams[STREAM_UPSERTS];
+	Stream *deletes = &apply->streams[STREAM_DELETES];
+
+	inserts->into = apply->target;
+	upserts->into = apply->delta || (apply->reload && !apply->soft_delete)
+						? apply->target
+						: "rsfdw_upserts";
+	deletes->into = "rsfdw_deletes";
 }
 
 /*
  * Read the pending changes (one local statement: its snapshot is the
- * high-water mark) into staging files, and upload their manifests.
+ * high-water mark) into staging files, and upload their manifests; with
+ * load_while_staging, Redshift loads the files meanwhile.
  */
 static void
 stage_changes(Apply *apply)
@@ -957,11 +1054,15 @@ stage_changes(Apply *apply)
 	char nulls[1];
 	Portal portal;
 	char *query;
+	int k;
 
 	local_exec("SELECT redshift_fdw._mat_changes_query(m) "
 			   "FROM redshift_fdw._mat($1) m",
 			   1, types, (Datum[]){CStringGetTextDatum(apply->name)}, NULL);
 	query = local_value(1);
+	if (!apply->delta)
+		local_exec("SELECT redshift_fdw._mat_analyze_log($1)", 1, types,
+				   (Datum[]){CStringGetTextDatum(apply->name)}, NULL);
 	/*
 	 * Changes since the checkpoint's snapshot; everything (a reload) when
 	 * there is none, or when the target gained columns that its rows lack
@@ -977,50 +1078,71 @@ stage_changes(Apply *apply)
 		values[0] = (Datum) 0;
 		nulls[0] = 'n';
 	}
-	apply->upserts = stage_writer_create(
-		apply->s3, psprintf("%s/%s", apply->apply_prefix,
-							apply->delta ? "changes" : "upserts"));
-	apply->deletes = stage_writer_create(
-		apply->s3, psprintf("%s/deletes", apply->apply_prefix));
+	apply->streams[STREAM_INSERTS].label = "inserts";
+	apply->streams[STREAM_UPSERTS].label =
+		apply->delta ? "changes" : "upserts";
+	apply->streams[STREAM_DELETES].label = "deletes";
+	apply->streams[STREAM_DELETES].keys_only = true;
+	for (k = 0; k < NUM_STREAMS; k++)
+		apply->streams[k].writer = stage_writer_create(
+			apply->s3,
+			psprintf("%s/%s", apply->apply_prefix, apply->streams[k].label),
+			apply->compression);
 	portal = SPI_cursor_open_with_args(NULL, query, 1, types, values, nulls,
 									   false, CURSOR_OPT_NO_SCROLL);
 	for (;;)
 	{
 		uint64 i;
+		TupleDesc desc;
 
 		CHECK_FOR_INTERRUPTS();
 		SPI_cursor_fetch(portal, true, APPLY_FETCH_ROWS);
 		if (SPI_processed == 0)
 			break;
+		desc = SPI_tuptable->tupdesc;
+		if (apply->values == NULL)
+		{
+			apply->values = palloc(sizeof(Datum) * desc->natts);
+			apply->nulls = palloc(sizeof(bool) * desc->natts);
+		}
 		for (i = 0; i < SPI_processed; i++)
 		{
 			HeapTuple tuple = SPI_tuptable->vals[i];
-			TupleDesc desc = SPI_tuptable->tupdesc;
-			bool isnull;
-			text *op_text =
-				DatumGetTextPP(SPI_getbinval(tuple, desc, 1, &isnull));
-			char op = *VARDATA_ANY(op_text);
+			char op;
 
+			heap_deform_tuple(tuple, desc, apply->values, apply->nulls);
+			op = *VARDATA_ANY(DatumGetTextPP(apply->values[0]));
 			if (op == 'S' || op == 'R')
 			{
-				apply->snapshot = MemoryContextStrdup(
-					TopTransactionContext, SPI_getvalue(tuple, desc, 3));
+				/* the first row: the high-water mark */
+				apply->snapshot =
+					MemoryContextStrdup(TopTransactionContext,
+										TextDatumGetCString(apply->values[2]));
 				apply->reload = op == 'R';
+				plan_streams(apply);
+				if (load_while_staging)
+					pipeline_begin(apply);
 			}
 			else
 				stage_row(apply, tuple, desc, op);
 		}
 		SPI_freetuptable(SPI_tuptable);
+		pipeline_poll(apply, false);
 	}
 	SPI_cursor_close(portal);
 	if (apply->snapshot == NULL)
 		elog(ERROR, "redshift_fdw: the changes query gave no snapshot");
-	apply->upsert_manifest = stage_writer_finish(apply->upserts);
-	apply->delete_manifest = stage_writer_finish(apply->deletes);
-	apply->rows =
-		stage_writer_rows(apply->upserts) + stage_writer_rows(apply->deletes);
-	apply->bytes = stage_writer_bytes(apply->upserts) +
-				   stage_writer_bytes(apply->deletes);
+	for (k = 0; k < NUM_STREAMS; k++)
+		apply->streams[k].manifest =
+			stage_writer_finish(apply->streams[k].writer);
+	pipeline_poll(apply, true);
+	apply->rows = 0;
+	apply->bytes = 0;
+	for (k = 0; k < NUM_STREAMS; k++)
+	{
+		apply->rows += stage_writer_rows(apply->streams[k].writer);
+		apply->bytes += stage_writer_bytes(apply->streams[k].writer);
+	}
 }
 
 /* Widen VARCHAR columns too narrow for what was staged (autocommit). */
@@ -1076,11 +1198,14 @@ copy_statement(Apply *apply, const char *table, bool keys_only,
 	}
 	appendStringInfo(&sql,
 					 ") FROM %s %s MANIFEST REGION %s FORMAT AS CSV "
-					 "GZIP NULL AS %s DATEFORMAT 'auto' TIMEFORMAT "
+					 "%s%sNULL AS %s DATEFORMAT 'auto' TIMEFORMAT "
 					 "'auto' COMPUPDATE OFF STATUPDATE OFF",
 					 literal(s3_client_location(apply->s3, manifest)),
 					 display ? "CREDENTIALS [redacted]" : apply->auth,
-					 literal(apply->region), literal(STAGE_NULL_TEXT));
+					 literal(apply->region),
+					 stage_compression_copy_option(apply->compression),
+					 apply->compression == STAGE_COMPRESS_NONE ? "" : " ",
+					 literal(STAGE_NULL_TEXT));
 	return sql.data;
 }
 
@@ -1137,24 +1262,19 @@ copy_step(Apply *apply, const char *table, bool keys_only,
 }
 
 /*
- * Transaction: the load.  LOCK first (so applies into one schema queue
- * instead of failing with 1023), then check that the fence is ours and
- * the checkpoint is where the staged changes start, apply them, and move
- * the checkpoint where the fence is still ours.
+ * The load transaction's start: BEGIN, LOCK the checkpoint table first (so
+ * applies into one schema queue instead of failing with 1023), and check
+ * that the fence is ours and the checkpoint is where the staged changes
+ * start.
  */
 static bool
-load_transaction(Apply *apply, RemoteFailure *failure)
+begin_load(Apply *apply, RemoteFailure *failure)
 {
 	bool found;
 	int64 fence;
 	char *snapshot = NULL;
 	int64 changes;
-	PGresult *res;
-	int64 new_changes =
-		apply->applied_changes + (apply->delta ? apply->rows : 0);
-	char *now = DatumGetCString(DirectFunctionCall1(
-		timestamptz_out, TimestampTzGetDatum(GetCurrentTimestamp())));
-	char *sql;
+	int k;
 
 	if (!step(apply, "BEGIN", NULL, failure) ||
 		!step(apply, psprintf("LOCK %s", apply->checkpoint), NULL, failure) ||
@@ -1177,79 +1297,88 @@ load_transaction(Apply *apply, RemoteFailure *failure)
 						 "binding, or an apply began meanwhile; the next run "
 						 "starts from the checkpoint again.")));
 	}
-	if (apply->delta)
-	{
-		if (apply->upsert_manifest &&
-			!copy_step(apply, apply->target, false, apply->upsert_manifest,
-					   failure))
-			return false;
-	}
-	else
-	{
-		if (apply->reload &&
-			!step(apply,
-				  apply->soft_delete
-					  ? psprintf("UPDATE %s SET _rsfdw_deleted = true",
-								 apply->target)
-					  : psprintf("DELETE FROM %s", apply->target),
-				  NULL, failure))
-			return false;
-		if (apply->upsert_manifest)
-		{
-			const char *into = apply->target;
+	for (k = 0; k < NUM_STREAMS; k++)
+		apply->streams[k].created = false;
+	return true;
+}
 
-			if (!apply->reload || apply->soft_delete)
-			{
-				into = "rsfdw_upserts";
-				if (!step(apply,
-						  psprintf("CREATE TEMP TABLE rsfdw_upserts (LIKE %s)",
-								   apply->target),
-						  NULL, failure))
-					return false;
-			}
-			if (!copy_step(apply, into, false, apply->upsert_manifest,
-						   failure))
-				return false;
-			if (strcmp(into, "rsfdw_upserts") == 0 &&
-				(!step(apply,
-					   psprintf("DELETE FROM %s USING rsfdw_upserts rsfdw_src "
-								"WHERE %s",
-								apply->target,
-								key_match(apply, apply->target, "rsfdw_src")),
-					   NULL, failure) ||
-				 !step(apply,
-					   psprintf("INSERT INTO %s (%s%s) SELECT %s%s FROM "
-								"rsfdw_upserts rsfdw_src",
-								apply->target, column_list(apply, NULL),
-								apply->soft_delete ? ", _rsfdw_deleted" : "",
-								column_list(apply, "rsfdw_src"),
-								apply->soft_delete ? ", false" : ""),
-					   NULL, failure) ||
-				 !step(apply, "DROP TABLE rsfdw_upserts", NULL, failure)))
-				return false;
-		}
-		if (apply->delete_manifest)
-		{
-			if (!step(apply,
-					  psprintf("CREATE TEMP TABLE rsfdw_deletes (LIKE %s)",
-							   apply->target),
-					  NULL, failure) ||
-				!copy_step(apply, "rsfdw_deletes", true,
-						   apply->delete_manifest, failure))
-				return false;
-			sql = apply->soft_delete
-					  ? psprintf("UPDATE %s SET _rsfdw_deleted = true FROM "
-								 "rsfdw_deletes rsfdw_src WHERE %s",
-								 apply->target,
-								 key_match(apply, apply->target, "rsfdw_src"))
-					  : psprintf("DELETE FROM %s USING rsfdw_deletes "
-								 "rsfdw_src WHERE %s",
-								 apply->target,
-								 key_match(apply, apply->target, "rsfdw_src"));
-			if (!step(apply, sql, NULL, failure) ||
-				!step(apply, "DROP TABLE rsfdw_deletes", NULL, failure))
-				return false;
-		}
+/* On a reload (standard updates), empty the target first. */
+static bool
+reload_step(Apply *apply, RemoteFailure *failure)
+{
+	if (apply->delta || !apply->reload)
+		return true;
+	return step(
+		apply,
+		apply->soft_delete
+			? psprintf("UPDATE %s SET _rsfdw_deleted = true", apply->target)
+			: psprintf("DELETE FROM %s", apply->target),
+		NULL, failure);
+}
+
+/* Create the temp table a stream loads into, once per transaction. */
+static bool
+prepare_stream(Apply *apply, Stream *stream, RemoteFailure *failure)
+{
+	if (stream->created || strcmp(stream->into, apply->target) == 0)
+		return true;
+	if (!step(apply,
+			  psprintf("CREATE TEMP TABLE %s (LIKE %s)", stream->into,
+					   apply->target),
+			  NULL, failure))
+		return false;
+	stream->created = true;
+	return true;
+}
+
+/*
+ * The load transaction's end, after the COPYs: replace the rows of the
+ * upserted keys, delete (or mark) the deleted ones, move the checkpoint
+ * where the fence is still ours, COMMIT.
+ */
+static bool
+finish_load(Apply *apply, RemoteFailure *failure)
+{
+	Stream *upserts = &apply->streams[STREAM_UPSERTS];
+	Stream *deletes = &apply->streams[STREAM_DELETES];
+	PGresult *res;
+	int64 new_changes =
+		apply->applied_changes + (apply->delta ? apply->rows : 0);
+	char *now = DatumGetCString(DirectFunctionCall1(
+		timestamptz_out, TimestampTzGetDatum(GetCurrentTimestamp())));
+	char *sql;
+
+	if (upserts->created &&
+		(!step(apply,
+			   psprintf("DELETE FROM %s USING rsfdw_upserts rsfdw_src "
+						"WHERE %s",
+						apply->target,
+						key_match(apply, apply->target, "rsfdw_src")),
+			   NULL, failure) ||
+		 !step(apply,
+			   psprintf("INSERT INTO %s (%s%s) SELECT %s%s FROM "
+						"rsfdw_upserts rsfdw_src",
+						apply->target, column_list(apply, NULL),
+						apply->soft_delete ? ", _rsfdw_deleted" : "",
+						column_list(apply, "rsfdw_src"),
+						apply->soft_delete ? ", false" : ""),
+			   NULL, failure) ||
+		 !step(apply, "DROP TABLE rsfdw_upserts", NULL, failure)))
+		return false;
+	if (deletes->created)
+	{
+		sql = apply->soft_delete
+				  ? psprintf("UPDATE %s SET _rsfdw_deleted = true FROM "
+							 "rsfdw_deletes rsfdw_src WHERE %s",
+							 apply->target,
+							 key_match(apply, apply->target, "rsfdw_src"))
+				  : psprintf("DELETE FROM %s USING rsfdw_deletes "
+							 "rsfdw_src WHERE %s",
+							 apply->target,
+							 key_match(apply, apply->target, "rsfdw_src"));
+		if (!step(apply, sql, NULL, failure) ||
+			!step(apply, "DROP TABLE rsfdw_deletes", NULL, failure))
+			return false;
 	}
 	sql = psprintf(
 		"UPDATE %s SET applied_snapshot = %s, applied_changes = " INT64_FORMAT
@@ -1276,6 +1405,165 @@ load_transaction(Apply *apply, RemoteFailure *failure)
 		return false;
 	apply->applied_changes = new_changes;
 	return true;
+}
+
+/* Transaction: the whole load, from the streams' manifests. */
+static bool
+load_transaction(Apply *apply, RemoteFailure *failure)
+{
+	int k;
+
+	if (!begin_load(apply, failure) || !reload_step(apply, failure))
+		return false;
+	for (k = 0; k < NUM_STREAMS; k++)
+	{
+		Stream *stream = &apply->streams[k];
+
+		if (stream->manifest == NULL)
+			continue;
+		if (!prepare_stream(apply, stream, failure) ||
+			!copy_step(apply, stream->into, stream->keys_only,
+					   stream->manifest, failure))
+			return false;
+	}
+	return finish_load(apply, failure);
+}
+
+/* ------------------------------------------------------------------ */
+/* loading while staging                                               */
+
+/* Whether a staged value no longer fits its VARCHAR column. */
+static bool
+needs_widening(Apply *apply)
+{
+	ListCell *lc;
+
+	foreach (lc, apply->columns)
+	{
+		MatColumn *col = lfirst(lc);
+
+		if (col->family == FAM_VARCHAR && col->width > 0 &&
+			col->longest > (size_t) col->width)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Begin the load transaction as staging begins; when that fails, the
+ * load runs after staging instead.
+ */
+static void
+pipeline_begin(Apply *apply)
+{
+	RemoteFailure failure;
+
+	pgstat_report_activity(
+		STATE_RUNNING,
+		psprintf("materialization %s: loading into %s while staging",
+				 apply->name, apply->target_label));
+	if (!begin_load(apply, &failure) || !reload_step(apply, &failure))
+	{
+		remote_rollback(apply);
+		ereport(DEBUG1,
+				(errmsg("materialization \"%s\": loading after staging: %s",
+						apply->name, failure.message)));
+		return;
+	}
+	apply->pipelined = true;
+}
+
+/*
+ * Stop loading while staging: roll back what was loaded; the load runs
+ * after staging, from the manifests.
+ */
+static void
+pipeline_abandon(Apply *apply, const char *why)
+{
+	if (apply->in_flight)
+	{
+		RemoteFailure ignored;
+		PGresult *res =
+			remote_collect(apply, apply->in_flight_display, &ignored);
+
+		if (res)
+			PQclear(res);
+		apply->in_flight = false;
+	}
+	remote_rollback(apply);
+	apply->pipelined = false;
+	ereport(DEBUG1, (errmsg("materialization \"%s\": loading after "
+							"staging: %s",
+							apply->name, why)));
+}
+
+/*
+ * Keep Redshift loading while staging goes on: once the COPY sent last is
+ * done, COPY the files staged since then (uploading the file being
+ * written early when nothing else waits).  With finish (staging is done),
+ * wait until every file is loaded.
+ */
+static void
+pipeline_poll(Apply *apply, bool finish)
+{
+	while (apply->pipelined)
+	{
+		RemoteFailure failure;
+		Stream *next = NULL;
+		const char *manifest;
+		int k;
+
+		if (apply->in_flight)
+		{
+			PGresult *res;
+
+			if (!finish &&
+				!redshift_result_ready(apply->conn, apply->in_flight_display))
+				return;
+			res = remote_collect(apply, apply->in_flight_display, &failure);
+			apply->in_flight = false;
+			if (res == NULL)
+			{
+				pipeline_abandon(apply, failure.message);
+				return;
+			}
+			PQclear(res);
+		}
+		for (k = 0; k < NUM_STREAMS && next == NULL; k++)
+			if (apply->streams[k].loaded <
+				stage_writer_files(apply->streams[k].writer))
+				next = &apply->streams[k];
+		for (k = 0; k < NUM_STREAMS && next == NULL && !finish; k++)
+			if (stage_writer_rollover(apply->streams[k].writer,
+									  PIPELINE_MIN_FILE_BYTES))
+				next = &apply->streams[k];
+		if (next == NULL)
+			return;
+		if (needs_widening(apply))
+		{
+			pipeline_abandon(apply, "a column is to be widened");
+			return;
+		}
+		if (!prepare_stream(apply, next, &failure))
+		{
+			pipeline_abandon(apply, failure.message);
+			return;
+		}
+		manifest = stage_writer_manifest(
+			next->writer, psprintf("-batch-%04d", ++next->batches),
+			next->loaded);
+		next->loaded = stage_writer_files(next->writer);
+		apply->in_flight_display =
+			copy_statement(apply, next->into, next->keys_only, manifest, true);
+		redshift_send_query(apply->conn,
+							copy_statement(apply, next->into, next->keys_only,
+										   manifest, false),
+							0, NULL);
+		apply->in_flight = true;
+		apply->pipelined_copies++;
+		if (!finish)
+			return;
+	}
 }
 
 /*
@@ -1347,15 +1635,24 @@ report_load_failure(Apply *apply, RemoteFailure *failure)
 /* ------------------------------------------------------------------ */
 /* the apply                                                           */
 
-/* COPY's authorization: the server's IAM role, else the AWS keys. */
+/*
+ * How COPY reads the staged files: authorized by the server's IAM role,
+ * else the AWS keys; compressed as staging_compression says.
+ */
 static void
 resolve_authorization(Apply *apply)
 {
 	char *role = redshift_option_string(apply->server->options, "iam_role");
+	char *compression;
 	AwsCredentials creds;
 	StringInfoData buf;
 
 	apply->region = aws_resolve_region(apply->server);
+	compression =
+		redshift_option_string(apply->server->options, "staging_compression");
+	apply->compression = STAGE_COMPRESS_ZSTD;
+	if (compression)
+		(void) stage_compression_parse(compression, &apply->compression);
 	aws_resolve_credentials(apply->user, &creds);
 	apply->secrets[0] = creds.secret_access_key;
 	apply->secrets[1] = creds.session_token;
@@ -1395,9 +1692,11 @@ remove_staged(Apply *apply)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
-	List *keys = list_concat_copy(stage_writer_keys(apply->upserts),
-								  stage_writer_keys(apply->deletes));
+	List *keys = NIL;
+	int k;
 
+	for (k = 0; k < NUM_STREAMS; k++)
+		keys = list_concat(keys, stage_writer_keys(apply->streams[k].writer));
 	if (keys == NIL)
 		return;
 	BeginInternalSubTransaction(NULL);
@@ -1455,38 +1754,79 @@ apply_remote(Apply *apply)
 	RemoteFailure failure;
 	TimestampTz staging_started;
 	TimestampTz load_started;
+	bool loaded = false;
+	int attempt = 1;
 
 	ensure_checkpoint_table(apply);
-	if (!run_transaction(apply, fence_transaction, "taking the checkpoint",
+	if (!run_transaction(apply, fence_transaction, "taking the checkpoint", 1,
 						 &failure))
 		raise_failure(apply, &failure);
 	apply->apply_prefix =
 		psprintf("%s/" INT64_FORMAT, apply->name, apply->fence);
 	remove_leftovers(apply);
 	prepare_target(apply);
+	pgstat_report_activity(
+		STATE_RUNNING, psprintf("materialization %s: staging changes for %s",
+								apply->name, apply->target_label));
 	staging_started = GetCurrentTimestamp();
 	stage_changes(apply);
 	ereport(DEBUG1, (errmsg("materialization \"%s\": staged " INT64_FORMAT
-							" rows, " INT64_FORMAT " bytes in %ld ms",
+							" rows, " INT64_FORMAT " bytes in %ld ms%s",
 							apply->name, apply->rows, apply->bytes,
 							TimestampDifferenceMilliseconds(
-								staging_started, GetCurrentTimestamp()))));
+								staging_started, GetCurrentTimestamp()),
+							apply->pipelined
+								? psprintf(", loading meanwhile with %d COPY",
+										   apply->pipelined_copies)
+								: "")));
 	if (apply->rows == 0 && !apply->reload)
-		return; /* the checkpoint already covers everything */
-	widen_columns(apply);
+	{
+		/* the checkpoint already covers everything */
+		if (apply->pipelined)
+			pipeline_abandon(apply, "nothing to load");
+		return;
+	}
+	load_started = GetCurrentTimestamp();
 	pgstat_report_activity(
 		STATE_RUNNING,
 		psprintf("materialization %s: loading " INT64_FORMAT " rows into %s",
 				 apply->name, apply->rows, apply->target_label));
-	load_started = GetCurrentTimestamp();
-	if (!run_transaction(apply, load_transaction, "the load", &failure))
+	if (apply->pipelined)
 	{
-		if (strstr(failure.message, "stl_load_errors") != NULL)
-			report_load_failure(apply, &failure);
-		raise_failure(apply, &failure);
+		loaded = finish_load(apply, &failure);
+		if (!loaded)
+		{
+			remote_rollback(apply);
+			apply->pipelined = false;
+			if (redshift_error_is_serialization_conflict(
+					failure.sqlstate, failure.message, failure.detail))
+			{
+				/* that was the first attempt of the load */
+				ereport(DEBUG1, (errmsg("materialization \"%s\": 1023 in the "
+										"load, attempt %d",
+										apply->name, attempt)));
+				retry_sleep(attempt++);
+			}
+			else
+				ereport(DEBUG1, (errmsg("materialization \"%s\": loading "
+										"after staging: %s",
+										apply->name, failure.message)));
+		}
+	}
+	if (!loaded)
+	{
+		widen_columns(apply);
+		if (!run_transaction(apply, load_transaction, "the load", attempt,
+							 &failure))
+		{
+			if (strstr(failure.message, "stl_load_errors") != NULL)
+				report_load_failure(apply, &failure);
+			raise_failure(apply, &failure);
+		}
 	}
 	ereport(DEBUG1,
-			(errmsg("materialization \"%s\": loaded in %ld ms", apply->name,
+			(errmsg("materialization \"%s\": loaded in %ld ms after staging",
+					apply->name,
 					TimestampDifferenceMilliseconds(load_started,
 													GetCurrentTimestamp()))));
 	remove_staged(apply);

@@ -24,19 +24,21 @@
 
 #include "option.h"
 #include "schedule.h"
+#include "stage_format.h"
 
 /* How an option's value is checked. */
 typedef enum RedshiftOptionKind
 {
-	OPT_STRING,		/* any non-empty string */
-	OPT_INT,		/* integer within [min, max] */
-	OPT_BOOL,		/* boolean */
-	OPT_SSLMODE,	/* one of libpq's sslmode values */
-	OPT_COLUMNS,	/* comma-separated list of column names */
-	OPT_URL,		/* http:// or https:// URL */
-	OPT_ADDRESSING, /* S3 addressing style: path or virtual */
-	OPT_SCHEDULE,	/* a capture schedule: Go duration or daily at HH:MMZ */
-	OPT_QUERY		/* a remote SELECT */
+	OPT_STRING,		 /* any non-empty string */
+	OPT_INT,		 /* integer within [min, max] */
+	OPT_BOOL,		 /* boolean */
+	OPT_SSLMODE,	 /* one of libpq's sslmode values */
+	OPT_COLUMNS,	 /* comma-separated list of column names */
+	OPT_URL,		 /* http:// or https:// URL */
+	OPT_ADDRESSING,	 /* S3 addressing style: path or virtual */
+	OPT_COMPRESSION, /* staging files: zstd, gzip or none */
+	OPT_SCHEDULE,	 /* a capture schedule: Go duration or daily at HH:MMZ */
+	OPT_QUERY		 /* a remote SELECT */
 } RedshiftOptionKind;
 
 /* One option the wrapper accepts, and where it may appear. */
@@ -69,6 +71,7 @@ static const RedshiftOption option_table[] = {
 	{"s3_region", ForeignServerRelationId, OPT_STRING},
 	{"s3_prefix", ForeignServerRelationId, OPT_STRING},
 	{"s3_addressing", ForeignServerRelationId, OPT_ADDRESSING},
+	{"staging_compression", ForeignServerRelationId, OPT_COMPRESSION},
 	/* capture defaults (server) */
 	{"poll", ForeignServerRelationId, OPT_SCHEDULE},
 	/* materialization (server) */
@@ -205,6 +208,18 @@ check_option_value(const RedshiftOption *opt, DefElem *def)
 								opt->name, value),
 						 errhint("Valid values are path and virtual.")));
 			break;
+		case OPT_COMPRESSION:
+		{
+			StageCompression compression;
+
+			if (!stage_compression_parse(value, &compression))
+				ereport(ERROR,
+						(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+						 errmsg("invalid value for option \"%s\": \"%s\"",
+								opt->name, value),
+						 errhint("Valid values are zstd, gzip and none.")));
+			break;
+		}
 		case OPT_SCHEDULE:
 		{
 			Schedule schedule;

@@ -178,3 +178,51 @@ stage_retry_delay_ms(int attempt, double jitter)
 		jitter = 0.999;
 	return delay + (long) (delay * 0.25 * jitter);
 }
+
+/* staging_compression's values, in StageCompression order. */
+static const struct
+{
+	const char *name;
+	const char *suffix;
+	const char *copy_option;
+} compressions[] = {
+	{"zstd", ".csv.zst", "ZSTD"},
+	{"gzip", ".csv.gz", "GZIP"},
+	{"none", ".csv", ""},
+};
+
+/* The compression a staging_compression value names. */
+bool
+stage_compression_parse(const char *name, StageCompression *out)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(compressions) / sizeof(compressions[0]); i++)
+	{
+		const char *a = name;
+		const char *b = compressions[i].name;
+
+		while (*a && *b && (*a | 0x20) == *b)
+			a++, b++;
+		if (*a == '\0' && *b == '\0')
+		{
+			*out = (StageCompression) i;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* The suffix of a staging file's name. */
+const char *
+stage_compression_suffix(StageCompression compression)
+{
+	return compressions[compression].suffix;
+}
+
+/* The COPY option that reads it. */
+const char *
+stage_compression_copy_option(StageCompression compression)
+{
+	return compressions[compression].copy_option;
+}

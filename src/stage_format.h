@@ -21,6 +21,26 @@
 /* Redshift's largest VARCHAR, in bytes. */
 #define STAGE_MAX_VARCHAR 65535
 
+/* How staging files are compressed (server option staging_compression). */
+typedef enum StageCompression
+{
+	STAGE_COMPRESS_ZSTD, /* the default: fastest, and the smallest files */
+	STAGE_COMPRESS_GZIP,
+	STAGE_COMPRESS_NONE
+} StageCompression;
+
+/*
+ * The compression a staging_compression value names ("zstd", "gzip",
+ * "none", any case); false when it names none.
+ */
+extern bool stage_compression_parse(const char *name, StageCompression *out);
+
+/* The file name suffix of staging files so compressed (".csv.zst" ...). */
+extern const char *stage_compression_suffix(StageCompression compression);
+
+/* COPY's option for it ("ZSTD", "GZIP", or "" for none). */
+extern const char *stage_compression_copy_option(StageCompression compression);
+
 /* Bytes csv_quote writes for a value of len bytes (quotes included). */
 extern size_t csv_quoted_length(const char *value, size_t len);
 

@@ -3,7 +3,7 @@
 Both statements read or write the local S3 endpoint through boto3 with the
 credentials written in the statement, so the endpoint's SigV4 gate decides,
 as AWS would, whether they are good.  COPY parses the staged files the way
-Redshift does (CSV, delimited text, JSON 'auto'; GZIP/BZIP2; MANIFEST; NULL
+Redshift does (CSV, delimited text, JSON 'auto'; GZIP/BZIP2/ZSTD; MANIFEST; NULL
 AS, EMPTYASNULL, BLANKSASNULL, TRUNCATECOLUMNS, ACCEPTINVCHARS, MAXERROR,
 IGNOREHEADER, the 4 MB row limit), then streams the rows into the client's
 own backend session with PostgreSQL's COPY FROM STDIN, inside a savepoint
@@ -26,6 +26,7 @@ import re
 import tempfile
 
 import boto3
+import zstandard
 import botocore.config
 import botocore.exceptions
 
@@ -456,6 +457,9 @@ def open_source(client, bucket, key, compression):
         return gzip.GzipFile(fileobj=body)
     if compression == "BZIP2":
         return bz2.BZ2File(body)
+    if compression == "ZSTD":
+        return zstandard.ZstdDecompressor().stream_reader(body,
+                                                          read_across_frames=True)
     if compression is not None:
         raise SimError("0A000", "%s is not supported by the Redshift "
                        "simulator" % compression)
@@ -1462,6 +1466,13 @@ def compress(fileobj, compression):
                 break
             out.write(comp.compress(data))
         out.write(comp.flush())
+    elif compression == "ZSTD":
+        with zstandard.ZstdCompressor().stream_writer(out, closefd=False) as zs:
+            while True:
+                data = fileobj.read(CHUNK)
+                if not data:
+                    break
+                zs.write(data)
     else:
         raise SimError("0A000", "%s is not supported by the Redshift "
                        "simulator" % compression)

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "stage_format.h"
 
@@ -121,6 +122,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	n = json_unescape(escaped, elen, back);
 	if (n != (long) strlen(str) || memcmp(back, str, (size_t) n) != 0)
 		__builtin_trap();
+	/* a compression parses from its own name (any case) and nothing else */
+	{
+		static const char *const names[] = {"zstd", "gzip", "none"};
+		StageCompression c;
+		bool parsed = stage_compression_parse(str, &c);
+		int match = -1;
+		int i;
+
+		for (i = 0; i < 3; i++)
+			if (strcasecmp(str, names[i]) == 0)
+				match = i;
+		if (parsed != (match >= 0) || (parsed && (int) c != match))
+			__builtin_trap();
+	}
 	free(escaped);
 	free(quoted);
 	free(back);

@@ -143,10 +143,39 @@ test_widths(void)
 	check(stage_retry_delay_ms(0, 2.0) >= 500, "bad input", "0");
 }
 
+static void
+test_compression(void)
+{
+	StageCompression c = STAGE_COMPRESS_NONE;
+
+	check(stage_compression_parse("zstd", &c) && c == STAGE_COMPRESS_ZSTD,
+		  "zstd", "zstd");
+	check(stage_compression_parse("GZip", &c) && c == STAGE_COMPRESS_GZIP,
+		  "gzip any case", "GZip");
+	check(stage_compression_parse("none", &c) && c == STAGE_COMPRESS_NONE,
+		  "none", "none");
+	check(!stage_compression_parse("zst", &c), "a prefix is no name", "zst");
+	check(!stage_compression_parse("zstdx", &c), "longer is no name", "zstdx");
+	check(!stage_compression_parse("", &c), "empty", "");
+	check(!stage_compression_parse("lzop", &c), "lzop", "lzop");
+	check(!stage_compression_parse("GZIP\x01", &c), "control char", "x01");
+	check(strcmp(stage_compression_suffix(STAGE_COMPRESS_ZSTD), ".csv.zst") ==
+			  0,
+		  "zstd suffix", ".csv.zst");
+	check(strcmp(stage_compression_suffix(STAGE_COMPRESS_NONE), ".csv") == 0,
+		  "plain suffix", ".csv");
+	check(strcmp(stage_compression_copy_option(STAGE_COMPRESS_GZIP), "GZIP") ==
+			  0,
+		  "gzip option", "GZIP");
+	check(stage_compression_copy_option(STAGE_COMPRESS_NONE)[0] == '\0',
+		  "no option for none", "none");
+}
+
 int
 main(void)
 {
 	test_csv();
+	test_compression();
 	test_json();
 	test_conflict();
 	test_widths();

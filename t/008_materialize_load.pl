@@ -1,0 +1,197 @@
+# Materialization: how the load runs.  Covers: staging compressed with
+# zstd (the default), gzip or not at all, each read back by COPY; loading
+# while staging (several COPY batches in the open transaction) giving the
+# same table as loading after staging; a column that must be widened midway,
+# which rolls the early batches back and loads after staging; keys new to
+# Redshift loaded straight into the table (no upsert), while a key deleted
+# and inserted again, a soft-deleted key coming back and a deferred primary
+# key that changed hands still go through the upsert.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use FindBin;
+use lib $FindBin::Bin;
+use RsfdwTest;
+
+plan skip_all => 'needs the test bed (RS_HOST, S3_ENDPOINT, RS_BACKING_PORT, RS_FAULT_FILE)'
+  unless $ENV{RS_HOST} && $ENV{S3_ENDPOINT} && $ENV{RS_BACKING_PORT}
+  && $ENV{RS_FAULT_FILE};
+
+my $schema = "tap008_$$";
+my $prefix = "tap008-$$";
+my @secrets = grep { defined && length } @ENV{qw(RS_PASSWORD AWS_SECRET_ACCESS_KEY)};
+
+set_faults('{"faults": []}');
+remote_sql("DROP SCHEMA IF EXISTS $schema CASCADE");
+
+my $node = PostgreSQL::Test::Cluster->new('load');
+$node->init;
+$node->append_conf('postgresql.conf', "log_statement = 'none'\nlog_min_messages = debug1\n");
+$node->start;
+
+sub sql { return $node->safe_psql('postgres', $_[0]); }
+
+# A sync with the DEBUG1 messages it gives: (rows, messages).
+sub sync_debug
+{
+	my ($name, $settings) = @_;
+	my ($ret, $out, $err) = $node->psql('postgres',
+		($settings // '') . "SET client_min_messages = debug1; SELECT redshift_fdw.sync('$name')");
+	die "sync $name failed: $err" if $ret;
+	return ($out, $err);
+}
+
+# One md5 over whole rows, key order, the same text on both sides.
+my $row = "concat_ws('|', r.id::text, quote_nullable(r.v::text), r.n::numeric(20,3)::text,
+                     to_char(r.ts AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'))";
+sub digest { return "SELECT count(*) || ' rows, md5 ' || coalesce(md5(string_agg($row, E'\\n' ORDER BY r.id)), '-') FROM $_[0] r"; }
+sub equal
+{
+	my ($local, $remote, $what) = @_;
+	is(backing_sql(digest("$schema.$remote")), sql(digest($local)), $what);
+	return;
+}
+
+my $values = q{g, 'value ' || g || ', "q"' || CASE WHEN g % 3 = 0 THEN E'\n' ELSE '' END,
+               g * 1.125, '2024-01-01'::timestamptz + g * interval '1.5 seconds'};
+
+sql(qq{
+CREATE EXTENSION redshift_fdw;
+@{[ create_staging_server('rs', $schema, $prefix) ]}
+@{[ create_staging_server('rs_gzip', $schema, $prefix, staging_compression => 'gzip') ]}
+@{[ create_staging_server('rs_none', $schema, $prefix, staging_compression => 'none') ]}
+});
+
+# --- compression ---------------------------------------------------------------
+# Each server's files are read back by COPY; a NOT NULL column that one row
+# leaves NULL makes the load fail, and the error names the file it read.
+for my $server (qw(rs rs_gzip rs_none))
+{
+	my $suffix = { rs => 'csv.zst', rs_gzip => 'csv.gz', rs_none => 'csv' }->{$server};
+	sql(qq{CREATE TABLE c_$server (id int PRIMARY KEY, v text, n numeric(20,3), ts timestamptz);
+	       INSERT INTO c_$server SELECT $values FROM generate_series(1, 20000) g;
+	       SELECT name FROM redshift_fdw.create_materialization('c_$server', 'c_$server', '$server')});
+	is(sql("SELECT redshift_fdw.sync('c_$server')"), '20000', "$server: first sync");
+	equal("c_$server", "c_$server", "$server: Redshift equals the source");
+	remote_sql("CREATE TABLE $schema.strict_$server (id BIGINT, v VARCHAR(256) NOT NULL, n NUMERIC(20,3), ts TIMESTAMPTZ)");
+	sql(qq{CREATE TABLE s_$server (id int PRIMARY KEY, v text, n numeric(20,3), ts timestamptz);
+	       INSERT INTO s_$server VALUES (1, 'a', 1, now()), (2, NULL, 2, now());
+	       SELECT name FROM redshift_fdw.create_materialization('s_$server', 's_$server', '$server',
+	                                                            target_table => 'strict_$server')});
+	like(sql_error($node, "SELECT redshift_fdw.sync('s_$server')"),
+		qr{Redshift rejected a row loading $schema\.strict_$server.*File s3://\S+/s_$server/\d+/upserts-0001\.\Q$suffix\E, line 2, column}s,
+		"$server: COPY read the $suffix file (its error names file, line and column)");
+}
+
+# --- loading while staging -------------------------------------------------------
+# 1 MB files, so 300k rows make several: with load_while_staging the open
+# transaction COPYs them in batches while the rest is staged.
+sql(qq{CREATE TABLE piped (id int PRIMARY KEY, v text, n numeric(20,3), ts timestamptz);
+       INSERT INTO piped SELECT $values FROM generate_series(1, 300000) g;
+       CREATE TABLE after (LIKE piped INCLUDING ALL);
+       INSERT INTO after SELECT * FROM piped;
+       SELECT name FROM redshift_fdw.create_materialization('piped', 'piped', 'rs');
+       SELECT name FROM redshift_fdw.create_materialization('after', 'after', 'rs')});
+my ($rows, $msgs) = sync_debug('piped', "SET redshift_fdw.staging_file_size = '1MB';");
+is($rows, '300000', 'load while staging: first sync');
+my ($copies) = $msgs =~ /staged 300000 rows, \d+ bytes in \d+ ms, loading meanwhile with (\d+) COPY/;
+cmp_ok($copies // 0, '>', 1, 'the files were loaded in several COPY batches while staging went on');
+equal('piped', 'piped', 'load while staging: Redshift equals the source');
+($rows, $msgs) = sync_debug('after',
+	"SET redshift_fdw.staging_file_size = '1MB'; SET redshift_fdw.load_while_staging = off;");
+is($rows, '300000', 'load after staging: first sync');
+unlike($msgs, qr/loading meanwhile/, 'with load_while_staging off the load waits for staging');
+equal('after', 'after', 'load after staging: the same table');
+
+# updates and deletes while staging: upserts and deletes through temp tables
+sql(q{UPDATE piped SET v = v || ' v2', n = n + 1 WHERE id % 3 = 0;
+      DELETE FROM piped WHERE id % 7 = 0;
+      INSERT INTO piped SELECT g, 'late ' || g, g, now() FROM generate_series(300001, 310000) g});
+($rows, $msgs) = sync_debug('piped', "SET redshift_fdw.staging_file_size = '1MB';");
+like($msgs, qr/loading meanwhile/, 'changes: loaded while staging');
+equal('piped', 'piped', 'after updates, deletes and inserts, loaded while staging');
+
+# --- a column widened midway ----------------------------------------------------
+# The first files hold short values; a 1000-byte value near the end needs
+# VARCHAR(1024), which Redshift cannot do in a transaction: the batches
+# already loaded roll back and everything loads after staging.
+sql(qq{CREATE TABLE widen (id int PRIMARY KEY, v text, n numeric(20,3), ts timestamptz);
+       INSERT INTO widen SELECT $values FROM generate_series(1, 299990) g;
+       INSERT INTO widen SELECT g, repeat('w', 1000), g, now() FROM generate_series(299991, 300000) g;
+       SELECT name FROM redshift_fdw.create_materialization('widen', 'widen', 'rs')});
+($rows, $msgs) = sync_debug('widen', "SET redshift_fdw.staging_file_size = '1MB';");
+is($rows, '300000', 'widen: first sync');
+like($msgs, qr/loading after staging: a column is to be widened/,
+	'a value too long for the column stops loading while staging');
+equal('widen', 'widen', 'widen: Redshift equals the source');
+is(backing_sql("SELECT format_type(atttypid, atttypmod) FROM pg_attribute
+                 WHERE attrelid = '$schema.widen'::regclass AND attname = 'v'"),
+	'character varying(1024)', 'the column was widened first');
+
+# --- keys new to Redshift -------------------------------------------------------
+sql(qq{CREATE TABLE fresh (id int PRIMARY KEY, v text, n numeric(20,3), ts timestamptz);
+       INSERT INTO fresh SELECT $values FROM generate_series(1, 1000) g;
+       SELECT name FROM redshift_fdw.create_materialization('fresh', 'fresh', 'rs')});
+sql("SELECT redshift_fdw.sync('fresh')");
+sql(q{INSERT INTO fresh SELECT g, 'new ' || g, g, now() FROM generate_series(1001, 3000) g});
+($rows, $msgs) = sync_debug('fresh');
+is($rows, '2000', 'new keys: 2000 rows');
+like($msgs, qr/Load into table 'fresh' completed, 2000 record/, 'new keys are loaded straight into the table');
+unlike($msgs, qr/rsfdw_upserts/, 'with no upsert');
+equal('fresh', 'fresh', 'new keys: Redshift equals the source');
+
+sql(q{DELETE FROM fresh WHERE id = 5; INSERT INTO fresh VALUES (5, 'reborn', 5, now());
+      INSERT INTO fresh VALUES (4000, 'brand new', 4, now());
+      UPDATE fresh SET v = 'moved' , id = 4001 WHERE id = 6});
+($rows, $msgs) = sync_debug('fresh');
+like($msgs, qr/Load into table 'rsfdw_upserts' completed, 2 record/,
+	'a key deleted and inserted again, and a key an update moved a row to, are upserted');
+like($msgs, qr/Load into table 'fresh' completed, 1 record/, 'the brand new key is not');
+equal('fresh', 'fresh', 'after delete and reinsert: Redshift equals the source');
+is(backing_sql("SELECT count(*) FROM $schema.fresh WHERE id = 5"), '1', 'the reborn key is there once');
+
+# a soft-deleted key that comes back must replace its marked row
+sql(qq{CREATE TABLE soft (id int PRIMARY KEY, v text, n numeric(20,3), ts timestamptz);
+       INSERT INTO soft SELECT $values FROM generate_series(1, 100) g;
+       SELECT name FROM redshift_fdw.create_materialization('soft', 'soft', 'rs', soft_delete => true)});
+sql("SELECT redshift_fdw.sync('soft')");
+sql(q{DELETE FROM soft WHERE id = 10});
+sql("SELECT redshift_fdw.sync('soft')");
+is(backing_sql("SELECT _rsfdw_deleted FROM $schema.soft WHERE id = 10"), 't', 'soft delete marks the row');
+sql(q{INSERT INTO soft VALUES (10, 'back', 10, now())});
+sql("SELECT redshift_fdw.sync('soft')");
+is(backing_sql("SELECT count(*) || ' ' || string_agg(v || ' ' || _rsfdw_deleted, ',') FROM $schema.soft WHERE id = 10"),
+	'1 back false', 'a soft-deleted key inserted again has one row, not marked');
+
+# A deferred primary key: the new row of key 1 is inserted before the old
+# one is deleted (by another transaction that commits first).  Every
+# pending change of key 1 is not an insert, so it is upserted.
+sql(qq{CREATE TABLE deferred (id int, v text, n numeric(20,3), ts timestamptz,
+                              PRIMARY KEY (id) DEFERRABLE INITIALLY DEFERRED);
+       INSERT INTO deferred SELECT $values FROM generate_series(1, 10) g;
+       SELECT name FROM redshift_fdw.create_materialization('deferred', 'deferred', 'rs')});
+sql("SELECT redshift_fdw.sync('deferred')");
+my $inserter = $node->background_psql('postgres');
+$inserter->query_safe(q{BEGIN; INSERT INTO deferred VALUES (1, 'second owner', 1, now())});
+sql(q{DELETE FROM deferred WHERE id = 1 AND v <> 'second owner'});
+$inserter->query_safe('COMMIT');
+$inserter->quit;
+sql("SELECT redshift_fdw.sync('deferred')");
+is(backing_sql("SELECT count(*) || ' ' || string_agg(v, ',') FROM $schema.deferred WHERE id = 1"),
+	'1 second owner', 'a deferred key that changed hands has one row, the new one');
+equal('deferred', 'deferred', 'deferred key: Redshift equals the source');
+
+# --- nothing staged left, no secret anywhere -----------------------------------------
+is(sql("SELECT count(*) FROM redshift_fdw.s3_list('rs', '') WHERE key NOT LIKE '%s\\_rs%'"), '0',
+	'no staging file left behind by the successful applies');
+my $log = slurp_file($node->logfile);
+for my $secret (@secrets)
+{
+	ok(index($log, $secret) < 0, 'no secret in the server log (debug1)');
+}
+
+remote_sql("DROP SCHEMA IF EXISTS $schema CASCADE");
+$node->stop;
+done_testing();
