@@ -144,7 +144,6 @@ typedef struct Apply
 	bool soft_delete;
 	int64 lock_key;
 	char *checkpoint_key;
-	char *change_log;
 	List *columns; /* MatColumn, source order, then extra columns */
 	TimestampTz started;
 
@@ -262,13 +261,13 @@ redacted(Apply *apply, const char *text)
 	return copy;
 }
 
+static PGresult *remote_collect(Apply *apply, const char *display,
+								RemoteFailure *failure);
+
 /*
  * Run one remote statement.  On a remote error, fill failure (redacted)
  * and return NULL; a lost connection raises (display is the SQL shown).
  */
-static PGresult *remote_collect(Apply *apply, const char *display,
-								RemoteFailure *failure);
-
 static PGresult *
 remote_try(Apply *apply, const char *sql, const char *display,
 		   RemoteFailure *failure)
@@ -454,15 +453,14 @@ typedef bool (*RemoteTransaction)(Apply *apply, RemoteFailure *failure);
  * Run a remote transaction, again from the start after a serializable
  * isolation violation (1023), with backoff; any other failure is rolled
  * back and returned false (failure filled) for the caller to report.
- * first_attempt > 1 counts attempts already made another way.
  */
 static bool
 run_transaction(Apply *apply, RemoteTransaction body, const char *what,
-				int first_attempt, RemoteFailure *failure)
+				RemoteFailure *failure)
 {
 	int attempt;
 
-	for (attempt = first_attempt;; attempt++)
+	for (attempt = 1;; attempt++)
 	{
 		if (body(apply, failure))
 			return true;
@@ -501,8 +499,8 @@ load_binding(Apply *apply, const char *name)
 	uint64 i;
 
 	local_exec("SELECT server, source::text, delta_updates, soft_delete, "
-			   "lock_key, checkpoint_key, target_schema, target_table, "
-			   "change_log::text FROM redshift_fdw._mat($1)",
+			   "lock_key, checkpoint_key, target_schema, target_table "
+			   "FROM redshift_fdw._mat($1)",
 			   1, types, values, NULL);
 	apply->name = pstrdup(name);
 	apply->server = GetForeignServerByName(local_value(1), false);
@@ -513,7 +511,6 @@ load_binding(Apply *apply, const char *name)
 	apply->checkpoint_key = local_value(6);
 	apply->schema = local_value(7);
 	apply->table = local_value(8);
-	apply->change_log = local_value(9);
 	apply->target =
 		psprintf("%s.%s", identifier(apply->schema), identifier(apply->table));
 	apply->target_label = psprintf("%s.%s", apply->schema, apply->table);
@@ -1026,6 +1023,24 @@ stage_row(Apply *apply, HeapTuple tuple, TupleDesc desc, char op)
 static void pipeline_begin(Apply *apply);
 static void pipeline_poll(Apply *apply, bool finish);
 
+/* The streams' staging writers, under <binding>/<fence>/. */
+static void
+open_streams(Apply *apply)
+{
+	int k;
+
+	apply->streams[STREAM_INSERTS].label = "inserts";
+	apply->streams[STREAM_UPSERTS].label =
+		apply->delta ? "changes" : "upserts";
+	apply->streams[STREAM_DELETES].label = "deletes";
+	apply->streams[STREAM_DELETES].keys_only = true;
+	for (k = 0; k < NUM_STREAMS; k++)
+		apply->streams[k].writer = stage_writer_create(
+			apply->s3,
+			psprintf("%s/%s", apply->apply_prefix, apply->streams[k].label),
+			apply->compression);
+}
+
 /* Where each stream loads, once the apply knows whether it reloads. */
 static void
 plan_streams(Apply *apply)
@@ -1078,16 +1093,7 @@ stage_changes(Apply *apply)
 		values[0] = (Datum) 0;
 		nulls[0] = 'n';
 	}
-	apply->streams[STREAM_INSERTS].label = "inserts";
-	apply->streams[STREAM_UPSERTS].label =
-		apply->delta ? "changes" : "upserts";
-	apply->streams[STREAM_DELETES].label = "deletes";
-	apply->streams[STREAM_DELETES].keys_only = true;
-	for (k = 0; k < NUM_STREAMS; k++)
-		apply->streams[k].writer = stage_writer_create(
-			apply->s3,
-			psprintf("%s/%s", apply->apply_prefix, apply->streams[k].label),
-			apply->compression);
+	open_streams(apply);
 	portal = SPI_cursor_open_with_args(NULL, query, 1, types, values, nulls,
 									   false, CURSOR_OPT_NO_SCROLL);
 	for (;;)
@@ -1429,6 +1435,30 @@ load_transaction(Apply *apply, RemoteFailure *failure)
 	return finish_load(apply, failure);
 }
 
+/*
+ * Transaction: one attempt of the load.  The first finishes the transaction
+ * that loaded while staging; when that fails other than with 1023 (which
+ * run_transaction retries), the whole load runs at once, from the
+ * manifests.
+ */
+static bool
+load_attempt(Apply *apply, RemoteFailure *failure)
+{
+	if (!apply->pipelined)
+		return load_transaction(apply, failure);
+	apply->pipelined = false;
+	if (finish_load(apply, failure))
+		return true;
+	if (redshift_error_is_serialization_conflict(
+			failure->sqlstate, failure->message, failure->detail))
+		return false;
+	remote_rollback(apply);
+	ereport(DEBUG1, (errmsg("materialization \"%s\": loading after staging: "
+							"%s",
+							apply->name, failure->message)));
+	return load_transaction(apply, failure);
+}
+
 /* ------------------------------------------------------------------ */
 /* loading while staging                                               */
 
@@ -1754,11 +1784,9 @@ apply_remote(Apply *apply)
 	RemoteFailure failure;
 	TimestampTz staging_started;
 	TimestampTz load_started;
-	bool loaded = false;
-	int attempt = 1;
 
 	ensure_checkpoint_table(apply);
-	if (!run_transaction(apply, fence_transaction, "taking the checkpoint", 1,
+	if (!run_transaction(apply, fence_transaction, "taking the checkpoint",
 						 &failure))
 		raise_failure(apply, &failure);
 	apply->apply_prefix =
@@ -1791,38 +1819,13 @@ apply_remote(Apply *apply)
 		STATE_RUNNING,
 		psprintf("materialization %s: loading " INT64_FORMAT " rows into %s",
 				 apply->name, apply->rows, apply->target_label));
-	if (apply->pipelined)
+	if (!apply->pipelined)
+		widen_columns(apply); /* loading while staging stops for widening */
+	if (!run_transaction(apply, load_attempt, "the load", &failure))
 	{
-		loaded = finish_load(apply, &failure);
-		if (!loaded)
-		{
-			remote_rollback(apply);
-			apply->pipelined = false;
-			if (redshift_error_is_serialization_conflict(
-					failure.sqlstate, failure.message, failure.detail))
-			{
-				/* that was the first attempt of the load */
-				ereport(DEBUG1, (errmsg("materialization \"%s\": 1023 in the "
-										"load, attempt %d",
-										apply->name, attempt)));
-				retry_sleep(attempt++);
-			}
-			else
-				ereport(DEBUG1, (errmsg("materialization \"%s\": loading "
-										"after staging: %s",
-										apply->name, failure.message)));
-		}
-	}
-	if (!loaded)
-	{
-		widen_columns(apply);
-		if (!run_transaction(apply, load_transaction, "the load", attempt,
-							 &failure))
-		{
-			if (strstr(failure.message, "stl_load_errors") != NULL)
-				report_load_failure(apply, &failure);
-			raise_failure(apply, &failure);
-		}
+		if (strstr(failure.message, "stl_load_errors") != NULL)
+			report_load_failure(apply, &failure);
+		raise_failure(apply, &failure);
 	}
 	ereport(DEBUG1,
 			(errmsg("materialization \"%s\": loaded in %ld ms after staging",

@@ -42,10 +42,9 @@ struct StageWriter
 	z_stream zs;	 /* gzip */
 	ZSTD_CCtx *zstd; /* zstd (kept for the next file) */
 	MemoryContextCallback zstd_cleanup;
-	int nfiles;		/* data files uploaded */
-	int nmanifests; /* manifests of some files (stage_writer_manifest) */
-	List *keys;		/* uploaded keys: data files, manifests */
-	List *files;	/* uploaded data files */
+	int nfiles;	 /* data files uploaded */
+	List *keys;	 /* uploaded keys: data files, manifests */
+	List *files; /* uploaded data files */
 	int64 rows;
 	int64 bytes; /* compressed bytes uploaded */
 	char *out;	 /* STAGE_OUT_CHUNK bytes */
@@ -281,15 +280,13 @@ stage_writer_manifest(StageWriter *writer, const char *suffix, int first)
 		comma = true;
 	}
 	appendStringInfoString(&manifest, "]}");
-	old = MemoryContextSwitchTo(writer->cxt);
-	key = psprintf("%s%s.manifest", writer->key_prefix, suffix);
-	MemoryContextSwitchTo(old);
+	key = MemoryContextStrdup(
+		writer->cxt, psprintf("%s%s.manifest", writer->key_prefix, suffix));
 	s3_put(writer->client, key, manifest.data, manifest.len);
-	writer->bytes += manifest.len;
 	old = MemoryContextSwitchTo(writer->cxt);
 	writer->keys = lappend(writer->keys, key);
 	MemoryContextSwitchTo(old);
-	writer->nmanifests++;
+	writer->bytes += manifest.len;
 	pfree(manifest.data);
 	return key;
 }
