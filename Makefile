@@ -15,7 +15,7 @@ REGRESS      = $(sort $(patsubst sql/%.sql,%,$(filter-out sql/redshift_fdw--%,$(
 
 PG_CPPFLAGS = -I$(srcdir)/src -I$(shell $(PG_CONFIG) --includedir)
 SHLIB_LINK  = -lpq -lcurl -lssl -lcrypto -ljson-c -lz -lzstd
-override CFLAGS += -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
+PG_CFLAGS   = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)

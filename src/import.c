@@ -412,7 +412,7 @@ redshift_fdw_discover(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	ForeignServer *server;
 	UserMapping *user;
-	List *schemas = NIL;
+	List *volatile schemas = NIL;
 	bool include_views = PG_ARGISNULL(2) ? false : PG_GETARG_BOOL(2);
 	RedshiftConn *volatile rconn;
 	PGresult *volatile cols = NULL;

@@ -33,6 +33,8 @@ PG_FUNCTION_INFO_V1(redshift_fdw_library_version);
  * memory only when the library is preloaded (the wrapper itself needs
  * neither).
  */
+void _PG_init(void);
+
 void
 _PG_init(void)
 {

@@ -726,6 +726,59 @@ backoff_ms(int attempts)
 	return cap / 2 + (long) (pg_prng_double(&pg_global_prng_state) * cap / 2);
 }
 
+/* The sockets curl waits on. */
+typedef struct CurlSockets
+{
+	fd_set readfds;
+	fd_set writefds;
+	int maxfd;
+	int count;
+} CurlSockets;
+
+/* What curl's sockets wait for, now. */
+static void
+curl_sockets(S3Client *client, CurlSockets *sockets)
+{
+	fd_set excfds;
+	int fd;
+
+	FD_ZERO(&sockets->readfds);
+	FD_ZERO(&sockets->writefds);
+	FD_ZERO(&excfds);
+	sockets->maxfd = -1;
+	sockets->count = 0;
+	curl_multi_fdset(client->multi, &sockets->readfds, &sockets->writefds,
+					 &excfds, &sockets->maxfd);
+	for (fd = 0; fd <= sockets->maxfd; fd++)
+		if (FD_ISSET(fd, &sockets->readfds) ||
+			FD_ISSET(fd, &sockets->writefds))
+			sockets->count++;
+}
+
+/* Wait on set for the latch and curl's sockets (wait_for_activity). */
+static void
+wait_on_sockets(WaitEventSet *set, CurlSockets *sockets, long timeout_ms)
+{
+	WaitEvent event;
+	int fd;
+
+	AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+	AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	for (fd = 0; fd <= sockets->maxfd; fd++)
+	{
+		int events =
+			(FD_ISSET(fd, &sockets->readfds) ? WL_SOCKET_READABLE : 0) |
+			(FD_ISSET(fd, &sockets->writefds) ? WL_SOCKET_WRITEABLE : 0);
+
+		if (events)
+			AddWaitEventToSet(set, events, fd, NULL, NULL);
+	}
+	/* no socket yet (curl is resolving, or between attempts): look again soon */
+	if (sockets->count == 0)
+		timeout_ms = Min(timeout_ms, 50);
+	(void) WaitEventSetWait(set, timeout_ms, &event, 1, PG_WAIT_EXTENSION);
+}
+
 /*
  * Wait until a curl socket is ready, the latch is set, or timeout_ms
  * passes; then serve interrupts.
@@ -733,46 +786,22 @@ backoff_ms(int attempts)
 static void
 wait_for_activity(S3Client *client, long timeout_ms)
 {
-	fd_set readfds;
-	fd_set writefds;
-	fd_set excfds;
-	int maxfd = -1;
+	CurlSockets sockets;
 	WaitEventSet *set;
-	WaitEvent event;
-	int fd;
-	int nsockets = 0;
 
-	FD_ZERO(&readfds);
-	FD_ZERO(&writefds);
-	FD_ZERO(&excfds);
-	curl_multi_fdset(client->multi, &readfds, &writefds, &excfds, &maxfd);
-	for (fd = 0; fd <= maxfd; fd++)
-		if (FD_ISSET(fd, &readfds) || FD_ISSET(fd, &writefds))
-			nsockets++;
-	if (nsockets == 0)
-		timeout_ms = Min(timeout_ms, 50);
-
-	set = CreateWaitEventSet(CurrentMemoryContext, nsockets + 2);
+	curl_sockets(client, &sockets);
+	set = CreateWaitEventSet(CurrentMemoryContext, sockets.count + 2);
 	PG_TRY();
 	{
-		AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
-		AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL,
-						  NULL);
-		for (fd = 0; fd <= maxfd; fd++)
-		{
-			int events = (FD_ISSET(fd, &readfds) ? WL_SOCKET_READABLE : 0) |
-						 (FD_ISSET(fd, &writefds) ? WL_SOCKET_WRITEABLE : 0);
-
-			if (events)
-				AddWaitEventToSet(set, events, fd, NULL, NULL);
-		}
-		(void) WaitEventSetWait(set, timeout_ms, &event, 1, PG_WAIT_EXTENSION);
+		wait_on_sockets(set, &sockets, timeout_ms);
 	}
-	PG_FINALLY();
+	PG_CATCH();
 	{
 		FreeWaitEventSet(set);
+		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	FreeWaitEventSet(set);
 	ResetLatch(MyLatch);
 	CHECK_FOR_INTERRUPTS();
 }
@@ -1070,30 +1099,80 @@ part_done(void *arg, S3Request *req)
  * Upload a large file in parts, UPLOAD_CONCURRENCY in flight at any time,
  * then complete the upload; any error or cancel aborts it.
  */
-static void
-put_multipart(S3Client *client, const char *key, int fd, const char *path,
-			  int64 size)
+/* CreateMultipartUpload: the upload id of key. */
+static char *
+create_multipart(S3Client *client, const char *key)
 {
 	S3Request *create = new_request(client, "POST", key, NULL, 0);
-	PartFeed feed = {0};
 	char *upload_id;
-	int i;
 
 	add_query(create, "uploads", NULL);
 	PG_TRY();
 	{
 		run_request(create);
-		upload_id = xml_element(create->response, "UploadId", NULL);
 	}
-	PG_FINALLY();
+	PG_CATCH();
 	{
 		free_request(create);
+		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	upload_id = xml_element(create->response, "UploadId", NULL);
+	free_request(create);
 	if (upload_id == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
 				 errmsg("S3 did not return an upload id for \"%s\"", key)));
+	return upload_id;
+}
+
+/* CompleteMultipartUpload of the parts the feed uploaded. */
+static void
+complete_multipart(PartFeed *feed)
+{
+	StringInfoData xml;
+	S3Request *complete;
+	char *error_code;
+	int i;
+
+	initStringInfo(&xml);
+	appendStringInfoString(&xml, "<CompleteMultipartUpload>");
+	for (i = 0; i < feed->nparts; i++)
+	{
+		appendStringInfo(&xml, "<Part><PartNumber>%d</PartNumber><ETag>",
+						 i + 1);
+		append_xml_text(&xml, feed->etags[i]);
+		appendStringInfoString(&xml, "</ETag></Part>");
+	}
+	appendStringInfoString(&xml, "</CompleteMultipartUpload>");
+	complete = new_request(feed->client, "POST", feed->key, xml.data, xml.len);
+	add_query(complete, "uploadId", feed->upload_id);
+	PG_TRY();
+	{
+		run_request(complete);
+		/* S3 may report a failure inside a 200 response */
+		error_code = xml_element(complete->response, "Code", NULL);
+		if (error_code)
+			ereport(ERROR,
+					(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+					 errmsg("S3 could not complete the upload of \"%s\": %s",
+							feed->key, error_code)));
+	}
+	PG_FINALLY();
+	{
+		free_request(complete);
+	}
+	PG_END_TRY();
+}
+
+static void
+put_multipart(S3Client *client, const char *key, int fd, const char *path,
+			  int64 size)
+{
+	PartFeed feed = {0};
+	char *upload_id = create_multipart(client, key);
+	int i;
+
 	feed.client = client;
 	feed.key = key;
 	feed.upload_id = upload_id;
@@ -1106,42 +1185,9 @@ put_multipart(S3Client *client, const char *key, int fd, const char *path,
 
 	PG_TRY();
 	{
-		StringInfoData xml;
-		S3Request *complete;
-		char *error_code;
-
 		run_pipeline(client, UPLOAD_CONCURRENCY, feed_part, part_done, &feed,
 					 false);
-
-		initStringInfo(&xml);
-		appendStringInfoString(&xml, "<CompleteMultipartUpload>");
-		for (i = 0; i < feed.nparts; i++)
-		{
-			appendStringInfo(&xml, "<Part><PartNumber>%d</PartNumber><ETag>",
-							 i + 1);
-			append_xml_text(&xml, feed.etags[i]);
-			appendStringInfoString(&xml, "</ETag></Part>");
-		}
-		appendStringInfoString(&xml, "</CompleteMultipartUpload>");
-		complete = new_request(client, "POST", key, xml.data, xml.len);
-		add_query(complete, "uploadId", upload_id);
-		PG_TRY();
-		{
-			run_request(complete);
-			/* S3 may report a failure inside a 200 response */
-			error_code = xml_element(complete->response, "Code", NULL);
-			if (error_code)
-				ereport(ERROR,
-						(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
-						 errmsg("S3 could not complete the upload of \"%s\": "
-								"%s",
-								key, error_code)));
-		}
-		PG_FINALLY();
-		{
-			free_request(complete);
-		}
-		PG_END_TRY();
+		complete_multipart(&feed);
 	}
 	PG_CATCH();
 	{
@@ -1171,12 +1217,18 @@ s3_put_file(S3Client *client, const char *key, const char *path)
 	if (fd < 0)
 		ereport(ERROR, (errcode_for_file_access(),
 						errmsg("could not open file \"%s\": %m", path)));
+	if (fstat(fd, &st) != 0)
+	{
+		int saved_errno = errno;
+
+		CloseTransientFile(fd);
+		errno = saved_errno;
+		ereport(ERROR, (errcode_for_file_access(),
+						errmsg("could not stat file \"%s\": %m", path)));
+	}
+	size = st.st_size;
 	PG_TRY();
 	{
-		if (fstat(fd, &st) != 0)
-			ereport(ERROR, (errcode_for_file_access(),
-							errmsg("could not stat file \"%s\": %m", path)));
-		size = st.st_size;
 		if (size <= S3_PART_SIZE)
 		{
 			char *buf = palloc(Max(size, 1));
@@ -1188,11 +1240,13 @@ s3_put_file(S3Client *client, const char *key, const char *path)
 		else
 			put_multipart(client, object, fd, path, size);
 	}
-	PG_FINALLY();
+	PG_CATCH();
 	{
 		CloseTransientFile(fd);
+		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	CloseTransientFile(fd);
 	return size;
 }
 
@@ -1256,6 +1310,57 @@ s3_get_file(S3Client *client, const char *key, const char *path)
  * ListObjectsV2 under the prefix (relative to s3_prefix), following
  * continuation tokens; returns a List of S3Object.
  */
+/*
+ * One page of ListObjectsV2 (s3_list): its objects appended to *result
+ * with strip bytes of prefix removed; returns the continuation token, or
+ * NULL after the last page.
+ */
+static char *
+list_page(S3Client *client, const char *full_prefix, const char *token,
+		  size_t strip, List **result)
+{
+	S3Request *req = new_request(client, "GET", NULL, NULL, 0);
+	char *volatile next = NULL;
+
+	add_query(req, "list-type", "2");
+	add_query(req, "prefix", full_prefix);
+	if (token)
+		add_query(req, "continuation-token", token);
+	PG_TRY();
+	{
+		const char *p;
+		char *key;
+
+		run_request(req);
+		p = req->response;
+		while (p && (p = strstr(p, "<Contents>")) != NULL)
+		{
+			const char *end = strstr(p, "</Contents>");
+			char *block = end ? pnstrdup(p, end - p) : pstrdup(p);
+			char *size = xml_element(block, "Size", NULL);
+			S3Object *obj = palloc(sizeof(S3Object));
+
+			key = xml_element(block, "Key", NULL);
+			obj->key =
+				key && strlen(key) >= strip ? pstrdup(key + strip) : key;
+			obj->size = size ? strtoll(size, NULL, 10) : 0;
+			if (obj->key)
+				*result = lappend(*result, obj);
+			p = end ? end : p + 1;
+		}
+		key = xml_element(req->response, "IsTruncated", NULL);
+		next = key && strcmp(key, "true") == 0
+				   ? xml_element(req->response, "NextContinuationToken", NULL)
+				   : NULL;
+	}
+	PG_FINALLY();
+	{
+		free_request(req);
+	}
+	PG_END_TRY();
+	return next;
+}
+
 List *
 s3_list(S3Client *client, const char *prefix)
 {
@@ -1265,46 +1370,8 @@ s3_list(S3Client *client, const char *prefix)
 	List *result = NIL;
 
 	do
-	{
-		S3Request *req = new_request(client, "GET", NULL, NULL, 0);
-		const char *p;
-		char *key;
-
-		add_query(req, "list-type", "2");
-		add_query(req, "prefix", full_prefix);
-		if (token)
-			add_query(req, "continuation-token", token);
-		PG_TRY();
-		{
-			run_request(req);
-			p = req->response;
-			while (p && (p = strstr(p, "<Contents>")) != NULL)
-			{
-				const char *end = strstr(p, "</Contents>");
-				char *block = end ? pnstrdup(p, end - p) : pstrdup(p);
-				char *size = xml_element(block, "Size", NULL);
-				S3Object *obj = palloc(sizeof(S3Object));
-
-				key = xml_element(block, "Key", NULL);
-				obj->key =
-					key && strlen(key) >= strip ? pstrdup(key + strip) : key;
-				obj->size = size ? strtoll(size, NULL, 10) : 0;
-				if (obj->key)
-					result = lappend(result, obj);
-				p = end ? end : p + 1;
-			}
-			key = xml_element(req->response, "IsTruncated", NULL);
-			token =
-				key && strcmp(key, "true") == 0
-					? xml_element(req->response, "NextContinuationToken", NULL)
-					: NULL;
-		}
-		PG_FINALLY();
-		{
-			free_request(req);
-		}
-		PG_END_TRY();
-	} while (token != NULL);
+		token = list_page(client, full_prefix, token, strip, &result);
+	while (token != NULL);
 	return result;
 }
 
@@ -1312,6 +1379,34 @@ s3_list(S3Client *client, const char *prefix)
  * DeleteObjects in batches of 1000 keys (relative to s3_prefix); returns
  * how many keys were sent.
  */
+/* One DeleteObjects request (s3_delete): body and its Content-MD5. */
+static void
+delete_batch(S3Client *client, StringInfo xml, char *md5)
+{
+	S3Request *req = new_request(client, "POST", NULL, xml->data, xml->len);
+
+	add_query(req, "delete", NULL);
+	req->content_md5 = md5;
+	PG_TRY();
+	{
+		char *code;
+
+		run_request(req);
+		code = xml_element(req->response, "Code", NULL);
+		if (code)
+			ereport(ERROR,
+					(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+					 errmsg("S3 could not delete \"%s\": %s",
+							xml_element(req->response, "Key", NULL), code),
+					 error_hint(code) ? errhint("%s", error_hint(code)) : 0));
+	}
+	PG_FINALLY();
+	{
+		free_request(req);
+	}
+	PG_END_TRY();
+}
+
 int
 s3_delete(S3Client *client, List *keys)
 {
@@ -1321,7 +1416,6 @@ s3_delete(S3Client *client, List *keys)
 	while (lc != NULL)
 	{
 		StringInfoData xml;
-		S3Request *req;
 		uint8 digest[MD5_DIGEST_LENGTH];
 		char *md5;
 		const char *errmsg_text;
@@ -1354,28 +1448,7 @@ s3_delete(S3Client *client, List *keys)
 								pg_b64_enc_len(MD5_DIGEST_LENGTH));
 		md5[md5_len] = '\0';
 
-		req = new_request(client, "POST", NULL, xml.data, xml.len);
-		add_query(req, "delete", NULL);
-		req->content_md5 = md5;
-		PG_TRY();
-		{
-			char *code;
-
-			run_request(req);
-			code = xml_element(req->response, "Code", NULL);
-			if (code)
-				ereport(
-					ERROR,
-					(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
-					 errmsg("S3 could not delete \"%s\": %s",
-							xml_element(req->response, "Key", NULL), code),
-					 error_hint(code) ? errhint("%s", error_hint(code)) : 0));
-		}
-		PG_FINALLY();
-		{
-			free_request(req);
-		}
-		PG_END_TRY();
+		delete_batch(client, &xml, md5);
 		count += n;
 	}
 	return count;

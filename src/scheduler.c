@@ -403,10 +403,10 @@ redshift_scheduler_worker_wait(long idle_ms)
 	TimestampTz until =
 		TimestampTzPlusMilliseconds(GetCurrentTimestamp(), idle_ms);
 	int64 run_id = 0;
+	bool starved;
 
 	if (my_slot == NULL)
 		return 0;
-	bool starved;
 
 	SpinLockAcquire(&scheduler_shared->mutex);
 	my_slot->idle = true;
@@ -421,7 +421,6 @@ redshift_scheduler_worker_wait(long idle_ms)
 		long secs;
 		int usecs;
 		bool done;
-
 		bool timed_out = GetCurrentTimestamp() >= until;
 
 		SpinLockAcquire(&scheduler_shared->mutex);
@@ -811,8 +810,10 @@ void
 redshift_fdw_launcher_main(Datum main_arg)
 {
 	LauncherWorker *workers;
-	int nworkers = 0;
-	TimestampTz last_prune = 0;
+	/* static: launcher_iteration changes them, and an error in it must
+	 * not lose what it changed (a longjmp restores registers) */
+	static int nworkers = 0;
+	static TimestampTz last_prune = 0;
 	MemoryContext loop_cxt;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
