@@ -17,6 +17,7 @@ exactly is loaded by the slow path (see "COPY fast path" below).
 
 import array
 import bz2
+import collections
 import csv
 import gzip
 import io
@@ -24,6 +25,7 @@ import json
 import logging
 import re
 import tempfile
+import threading
 
 import boto3
 import zstandard
@@ -360,6 +362,14 @@ def parse_unload(words):
 # S3 access
 
 
+# boto3 clients by endpoint, region and credentials: making one costs tens
+# of milliseconds (its endpoint rules are loaded), a COPY per batch would
+# pay that each time.  Clients are thread-safe; the cache is small.
+_clients = collections.OrderedDict()
+_clients_lock = threading.Lock()
+CLIENT_CACHE_SIZE = 16
+
+
 def s3_client(config, opts):
     """A boto3 client with the statement's credentials (or the simulated
     cluster's IAM role)."""
@@ -376,15 +386,26 @@ def s3_client(config, opts):
                                                     opts.iam_role))
         key, secret = role["access_key_id"], role["secret_access_key"]
         token = role.get("session_token")
-    return boto3.client(
-        "s3", endpoint_url=config.s3_endpoint,
-        region_name=opts.region or config.s3_region,
+    region = opts.region or config.s3_region
+    ident = (config.s3_endpoint, region, key, secret, token)
+    with _clients_lock:
+        client = _clients.get(ident)
+        if client is not None:
+            _clients.move_to_end(ident)
+            return client
+    client = boto3.client(
+        "s3", endpoint_url=config.s3_endpoint, region_name=region,
         aws_access_key_id=key, aws_secret_access_key=secret,
         aws_session_token=token,
         config=botocore.config.Config(
             s3={"addressing_style": "path"}, signature_version="s3v4",
             retries={"mode": "standard", "max_attempts": 3},
             connect_timeout=5, read_timeout=60))
+    with _clients_lock:
+        _clients[ident] = client
+        while len(_clients) > CLIENT_CACHE_SIZE:
+            _clients.popitem(last=False)
+    return client
 
 
 def s3_error(exc, context):
