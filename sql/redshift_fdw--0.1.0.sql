@@ -1049,7 +1049,8 @@ $$;
 
 -- The columns a materialization writes, in source order: the local name,
 -- the Redshift name and type, the expression (on the row alias given)
--- giving the text Redshift's COPY reads, and whether it is a key column.
+-- whose text (the value itself for common types, else a text) is what
+-- Redshift's COPY reads, and whether it is a key column.
 CREATE FUNCTION redshift_fdw._mat_columns(source regclass, key_columns text[],
     alias text DEFAULT 's',
     OUT attnum int, OUT local_name text, OUT remote_name text, OUT remote_type text,
@@ -1062,6 +1063,15 @@ SELECT a.attnum::int, a.attname::text, redshift_fdw._redshift_name(a.attname),
             WHEN a.atttypid = 'bool'::regtype
               THEN format('CASE WHEN %1$s.%2$I THEN ''t'' WHEN NOT %1$s.%2$I THEN ''f'' END',
                           alias, a.attname)
+            -- as they are when their cast to text is their output function:
+            -- materialize.c calls it (no row of texts is formed first)
+            WHEN a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype,
+                                'numeric'::regtype, 'float4'::regtype, 'float8'::regtype,
+                                'date'::regtype, 'time'::regtype, 'timetz'::regtype,
+                                'timestamp'::regtype, 'timestamptz'::regtype,
+                                'interval'::regtype, 'uuid'::regtype, 'text'::regtype,
+                                'varchar'::regtype)
+              THEN format('%s.%I', alias, a.attname)
             ELSE format('%s.%I::text', alias, a.attname) END,
        a.attname = ANY (key_columns)
   FROM pg_attribute a
@@ -1358,7 +1368,7 @@ $$;
 
 -- The changes of an apply, as a query for materialize.c (parameter $1:
 -- the snapshot the checkpoint recorded, NULL before the first apply).
--- Rows are (op, seq, meta, the columns' text...).  One statement, so that
+-- Rows are (op, seq, meta, the columns' values...).  One statement, so that
 -- the snapshot, the log and the source agree; its first row carries that
 -- snapshot (the high-water mark) in meta, with op 'S', or 'R' when the
 -- target is to be reloaded (first apply, or a TRUNCATE in the batch), so

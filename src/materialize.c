@@ -45,6 +45,7 @@
 #include "storage/latch.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -60,8 +61,8 @@
 
 PG_FUNCTION_INFO_V1(redshift_fdw_apply);
 
-/* Rows fetched from the changes cursor at a time. */
-#define APPLY_FETCH_ROWS 1000
+/* Rows staged between two looks at the load running meanwhile. */
+#define APPLY_POLL_ROWS 1000
 
 /* Longest key value quoted in an error message. */
 #define KEY_TEXT_MAX 100
@@ -174,8 +175,11 @@ typedef struct Apply
 	bool
 		columns_added; /* the target gained columns: existing rows lack them */
 	Stream streams[NUM_STREAMS];
-	Datum *values; /* one change row, deformed */
+	Datum *values; /* one change row: the executor's, while it runs */
 	bool *nulls;
+	FmgrInfo *output;		   /* per column of the changes query: its output
+					   * function, or fn_oid 0 when a text is read as is */
+	MemoryContext row_context; /* a change row's texts */
 	int64 rows;
 	int64 bytes;
 
@@ -873,9 +877,37 @@ prepare_target(Apply *apply)
 /* ------------------------------------------------------------------ */
 /* staging                                                             */
 
+/*
+ * The text of column i of the change row (len bytes, no NUL promised): a
+ * text as it is, any other value through its output function, made in the
+ * row context.  The changes query returns most types as they are, so no
+ * row is formed of their texts first.
+ */
+static const char *
+column_text(Apply *apply, int i, size_t *len)
+{
+	MemoryContext old = MemoryContextSwitchTo(apply->row_context);
+	const char *data;
+
+	if (apply->output[i].fn_oid == InvalidOid)
+	{
+		text *t = DatumGetTextPP(apply->values[i]);
+
+		data = VARDATA_ANY(t);
+		*len = VARSIZE_ANY_EXHDR(t);
+	}
+	else
+	{
+		data = OutputFunctionCall(&apply->output[i], apply->values[i]);
+		*len = strlen(data);
+	}
+	MemoryContextSwitchTo(old);
+	return data;
+}
+
 /* "(k1, k2)=(v1, v2)" of a change row, for errors naming a key. */
 static char *
-describe_key(Apply *apply, HeapTuple tuple, TupleDesc desc)
+describe_key(Apply *apply)
 {
 	StringInfoData names;
 	StringInfoData vals;
@@ -891,9 +923,15 @@ describe_key(Apply *apply, HeapTuple tuple, TupleDesc desc)
 
 		if (col->extra || !col->is_key)
 			continue;
-		value = apply->nulls[3 + i]
-					? NULL
-					: TextDatumGetCString(apply->values[3 + i]);
+		if (apply->nulls[3 + i])
+			value = NULL;
+		else
+		{
+			size_t len;
+			const char *data = column_text(apply, 3 + i, &len);
+
+			value = pnstrdup(data, len);
+		}
 		appendStringInfo(&names, "%s%s", names.len ? ", " : "",
 						 quote_identifier(col->local_name));
 		if (value && strlen(value) > KEY_TEXT_MAX)
@@ -909,50 +947,46 @@ describe_key(Apply *apply, HeapTuple tuple, TupleDesc desc)
  * its length so far, newline included.
  */
 static void
-check_row_size(Apply *apply, size_t bytes, HeapTuple tuple, TupleDesc desc)
+check_row_size(Apply *apply, size_t bytes)
 {
 	if (bytes > STAGE_MAX_ROW_BYTES)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("materialization \"%s\": row for key %s is %zu bytes, "
 						"more than the 4 MB Redshift loads per row",
-						apply->name, describe_key(apply, tuple, desc), bytes),
+						apply->name, describe_key(apply), bytes),
 				 errdetail("Nothing of this apply reached Redshift."),
 				 errhint("Make the row smaller (or leave its large columns "
 						 "out of a view you materialize instead).")));
 }
 
 /*
- * Append one value as a CSV field (NULL as the NULL text), refusing what
- * Redshift could not load the same.
+ * Append column i of the change row as a CSV field (NULL as the NULL
+ * text), refusing what Redshift could not load the same.
  */
 static void
-append_field(Apply *apply, StringInfo line, MatColumn *col, Datum value,
-			 bool isnull, HeapTuple tuple, TupleDesc desc)
+append_field(Apply *apply, StringInfo line, MatColumn *col, int i)
 {
-	text *t;
 	const char *data;
 	size_t len;
-	size_t quoted;
+	size_t field;
+	bool quoted;
 
 	if (line->len > 0)
 		appendStringInfoChar(line, ',');
-	if (isnull)
+	if (apply->nulls[i])
 	{
 		appendStringInfoString(line, STAGE_NULL_TEXT);
 		return;
 	}
-	t = DatumGetTextPP(value);
-	data = VARDATA_ANY(t);
-	len = VARSIZE_ANY_EXHDR(t);
+	data = column_text(apply, i, &len);
 	if (csv_value_reads_as_null(data, len))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
 				 errmsg("materialization \"%s\": value of column \"%s\" for "
 						"key %s is the text \\N, which Redshift's COPY would "
 						"load as NULL",
-						apply->name, col->local_name,
-						describe_key(apply, tuple, desc))));
+						apply->name, col->local_name, describe_key(apply))));
 	if (col->family == FAM_VARCHAR)
 	{
 		if (len > STAGE_MAX_VARCHAR)
@@ -961,27 +995,24 @@ append_field(Apply *apply, StringInfo line, MatColumn *col, Datum value,
 					 errmsg("materialization \"%s\": value of column \"%s\" "
 							"for key %s is %zu bytes, more than Redshift's "
 							"VARCHAR holds (%d)",
-							apply->name, col->local_name,
-							describe_key(apply, tuple, desc), len,
-							STAGE_MAX_VARCHAR),
+							apply->name, col->local_name, describe_key(apply),
+							len, STAGE_MAX_VARCHAR),
 					 errhint("Shorten the value, or materialize a view that "
 							 "does.")));
 		if (len > col->longest)
 			col->longest = len;
 	}
 	/* before copying a value that cannot fit a row anyway */
-	quoted = csv_quoted_length(data, len);
-	check_row_size(apply, line->len + quoted + 1, tuple, desc);
-	enlargeStringInfo(line, (int) quoted);
-	line->len += csv_quote(line->data + line->len, data, len);
+	field = csv_field_length(data, len, &quoted);
+	check_row_size(apply, line->len + field + 1);
+	enlargeStringInfo(line, (int) field);
+	line->len += csv_field(line->data + line->len, data, len, quoted);
 	line->data[line->len] = '\0';
-	if ((Pointer) t != DatumGetPointer(value))
-		pfree(t);
 }
 
-/* Stage one change row (deformed into apply->values and nulls). */
+/* Stage one change row (apply->values and nulls). */
 static void
-stage_row(Apply *apply, HeapTuple tuple, TupleDesc desc, char op)
+stage_row(Apply *apply, char op)
 {
 	ListCell *lc;
 	StringInfo line;
@@ -999,14 +1030,12 @@ stage_row(Apply *apply, HeapTuple tuple, TupleDesc desc, char op)
 	foreach (lc, apply->columns)
 	{
 		MatColumn *col = lfirst(lc);
-		int i = foreach_current_index (lc);
 
 		if (col->extra)
 			continue;
 		if (stream->keys_only && !col->is_key)
 			continue;
-		append_field(apply, line, col, apply->values[3 + i],
-					 apply->nulls[3 + i], tuple, desc);
+		append_field(apply, line, col, 3 + foreach_current_index (lc));
 	}
 	if (apply->delta)
 	{
@@ -1016,7 +1045,7 @@ stage_row(Apply *apply, HeapTuple tuple, TupleDesc desc, char op)
 
 		appendStringInfo(line, ",\"%c\"," INT64_FORMAT, op, number);
 	}
-	check_row_size(apply, line->len + 1, tuple, desc);
+	check_row_size(apply, line->len + 1);
 	stage_write_row(stream->writer);
 }
 
@@ -1057,6 +1086,90 @@ plan_streams(Apply *apply)
 }
 
 /*
+ * The changes query's rows go straight from the executor to staging: a
+ * DestReceiver, so no row is copied into an SPI tuple table first.
+ */
+typedef struct ChangeReceiver
+{
+	DestReceiver pub;
+	Apply *apply;
+	MemoryContext context; /* of the apply */
+	uint64 rows;
+} ChangeReceiver;
+
+/* Before the first row: how each column of the query becomes text. */
+static void
+changes_startup(DestReceiver *self, int operation, TupleDesc desc)
+{
+	ChangeReceiver *receiver = (ChangeReceiver *) self;
+	Apply *apply = receiver->apply;
+	int i;
+
+	apply->output = MemoryContextAllocZero(receiver->context,
+										   sizeof(FmgrInfo) * desc->natts);
+	for (i = 0; i < desc->natts; i++)
+	{
+		Oid type = TupleDescAttr(desc, i)->atttypid;
+		Oid output;
+		bool varlena;
+
+		if (type == TEXTOID || type == VARCHAROID)
+			continue;
+		getTypeOutputInfo(type, &output, &varlena);
+		fmgr_info_cxt(output, &apply->output[i], receiver->context);
+	}
+}
+
+/*
+ * One row of the changes query: the snapshot marker first, then changes;
+ * every APPLY_POLL_ROWS rows, a look at the load running meanwhile.
+ */
+static bool
+changes_receive(TupleTableSlot *slot, DestReceiver *self)
+{
+	ChangeReceiver *receiver = (ChangeReceiver *) self;
+	Apply *apply = receiver->apply;
+	char op;
+
+	slot_getallattrs(slot);
+	apply->values = slot->tts_values;
+	apply->nulls = slot->tts_isnull;
+	MemoryContextReset(apply->row_context);
+	op = *VARDATA_ANY(DatumGetTextPP(apply->values[0]));
+	if (op == 'S' || op == 'R')
+	{
+		size_t len;
+		const char *snapshot = column_text(apply, 2, &len);
+
+		/* the first row: the high-water mark */
+		apply->snapshot = MemoryContextStrdup(TopTransactionContext,
+											  pnstrdup(snapshot, len));
+		apply->reload = op == 'R';
+		plan_streams(apply);
+		if (load_while_staging)
+			pipeline_begin(apply);
+	}
+	else
+		stage_row(apply, op);
+	if (++receiver->rows % APPLY_POLL_ROWS == 0)
+	{
+		CHECK_FOR_INTERRUPTS();
+		pipeline_poll(apply, false);
+	}
+	return true;
+}
+
+static void
+changes_shutdown(DestReceiver *self)
+{
+}
+
+static void
+changes_destroy(DestReceiver *self)
+{
+}
+
+/*
  * Read the pending changes (one local statement: its snapshot is the
  * high-water mark) into staging files, and upload their manifests; with
  * load_while_staging, Redshift loads the files meanwhile.
@@ -1065,16 +1178,25 @@ static void
 stage_changes(Apply *apply)
 {
 	Oid types[1] = {TEXTOID};
-	Datum values[1];
-	char nulls[1];
-	Portal portal;
-	char *query;
+	ChangeReceiver receiver = {.pub = {.receiveSlot = changes_receive,
+									   .rStartup = changes_startup,
+									   .rShutdown = changes_shutdown,
+									   .rDestroy = changes_destroy,
+									   .mydest = DestNone},
+							   .apply = apply,
+							   .context = CurrentMemoryContext};
+	SPIExecuteOptions options = {0};
+	ParamListInfo params = makeParamList(1);
+	SPIPlanPtr plan;
 	int k;
 
 	local_exec("SELECT redshift_fdw._mat_changes_query(m) "
 			   "FROM redshift_fdw._mat($1) m",
 			   1, types, (Datum[]){CStringGetTextDatum(apply->name)}, NULL);
-	query = local_value(1);
+	plan = SPI_prepare(local_value(1), 1, types);
+	if (plan == NULL)
+		elog(ERROR, "redshift_fdw: changes query failed to prepare: %s",
+			 SPI_result_code_string(SPI_result));
 	if (!apply->delta)
 		local_exec("SELECT redshift_fdw._mat_analyze_log($1)", 1, types,
 				   (Datum[]){CStringGetTextDatum(apply->name)}, NULL);
@@ -1083,59 +1205,25 @@ stage_changes(Apply *apply)
 	 * there is none, or when the target gained columns that its rows lack
 	 * (standard updates: delta rows stay as they were appended).
 	 */
-	if (apply->applied_snapshot && !(apply->columns_added && !apply->delta))
-	{
-		values[0] = CStringGetTextDatum(apply->applied_snapshot);
-		nulls[0] = ' ';
-	}
-	else
-	{
-		values[0] = (Datum) 0;
-		nulls[0] = 'n';
-	}
+	params->params[0].ptype = TEXTOID;
+	params->params[0].pflags = PARAM_FLAG_CONST;
+	params->params[0].isnull =
+		!(apply->applied_snapshot && !(apply->columns_added && !apply->delta));
+	params->params[0].value =
+		params->params[0].isnull
+			? (Datum) 0
+			: CStringGetTextDatum(apply->applied_snapshot);
 	open_streams(apply);
-	portal = SPI_cursor_open_with_args(NULL, query, 1, types, values, nulls,
-									   false, CURSOR_OPT_NO_SCROLL);
-	for (;;)
-	{
-		uint64 i;
-		TupleDesc desc;
-
-		CHECK_FOR_INTERRUPTS();
-		SPI_cursor_fetch(portal, true, APPLY_FETCH_ROWS);
-		if (SPI_processed == 0)
-			break;
-		desc = SPI_tuptable->tupdesc;
-		if (apply->values == NULL)
-		{
-			apply->values = palloc(sizeof(Datum) * desc->natts);
-			apply->nulls = palloc(sizeof(bool) * desc->natts);
-		}
-		for (i = 0; i < SPI_processed; i++)
-		{
-			HeapTuple tuple = SPI_tuptable->vals[i];
-			char op;
-
-			heap_deform_tuple(tuple, desc, apply->values, apply->nulls);
-			op = *VARDATA_ANY(DatumGetTextPP(apply->values[0]));
-			if (op == 'S' || op == 'R')
-			{
-				/* the first row: the high-water mark */
-				apply->snapshot =
-					MemoryContextStrdup(TopTransactionContext,
-										TextDatumGetCString(apply->values[2]));
-				apply->reload = op == 'R';
-				plan_streams(apply);
-				if (load_while_staging)
-					pipeline_begin(apply);
-			}
-			else
-				stage_row(apply, tuple, desc, op);
-		}
-		SPI_freetuptable(SPI_tuptable);
-		pipeline_poll(apply, false);
-	}
-	SPI_cursor_close(portal);
+	apply->row_context =
+		AllocSetContextCreate(CurrentMemoryContext, "redshift_fdw change row",
+							  ALLOCSET_DEFAULT_SIZES);
+	options.params = params;
+	options.dest = &receiver.pub;
+	if (SPI_execute_plan_extended(plan, &options) < 0)
+		elog(ERROR, "redshift_fdw: the changes query failed");
+	SPI_freeplan(plan);
+	apply->values = NULL;
+	apply->nulls = NULL;
 	if (apply->snapshot == NULL)
 		elog(ERROR, "redshift_fdw: the changes query gave no snapshot");
 	for (k = 0; k < NUM_STREAMS; k++)

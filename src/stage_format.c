@@ -44,6 +44,34 @@ csv_quote(char *out, const char *value, size_t len)
 	return (size_t) (p - out);
 }
 
+/* The characters that put a CSV field in quotes, wherever they are. */
+static const bool csv_needs_quotes[256] = {
+	['"'] = true, [','] = true, ['\n'] = true, ['\r'] = true};
+
+size_t
+csv_field_length(const char *value, size_t len, bool *quoted)
+{
+	const unsigned char *p = (const unsigned char *) value;
+	bool special = false;
+	size_t i;
+
+	/* one pass with no branch per byte: most values are bare */
+	for (i = 0; i < len; i++)
+		special |= csv_needs_quotes[p[i]];
+	*quoted = special || len == 0 || p[0] == ' ' || p[0] == '\t' ||
+			  p[len - 1] == ' ' || p[len - 1] == '\t';
+	return *quoted ? csv_quoted_length(value, len) : len;
+}
+
+size_t
+csv_field(char *out, const char *value, size_t len, bool quoted)
+{
+	if (quoted)
+		return csv_quote(out, value, len);
+	memcpy(out, value, len);
+	return len;
+}
+
 /*
  * COPY compares a field with the NULL text after removing its quotes, so
  * a value equal to it cannot be told from a NULL.

@@ -51,6 +51,20 @@ extern size_t csv_quoted_length(const char *value, size_t len);
  */
 extern size_t csv_quote(char *out, const char *value, size_t len);
 
+/*
+ * Bytes csv_field writes for a value of len bytes; *quoted says whether it
+ * goes in quotes: when it is empty, holds a comma, quote or line end, or
+ * begins or ends with white space (which readers of CSV may trim).  Other
+ * values (numbers, dates, most words) go bare: less to write and to read.
+ */
+extern size_t csv_field_length(const char *value, size_t len, bool *quoted);
+
+/*
+ * Write value as one CSV field, quoted as csv_field_length said, into out
+ * (room for that many bytes); returns the bytes written.
+ */
+extern size_t csv_field(char *out, const char *value, size_t len, bool quoted);
+
 /* Whether a non-NULL value would read back as NULL (it is the NULL text). */
 extern bool csv_value_reads_as_null(const char *value, size_t len);
 

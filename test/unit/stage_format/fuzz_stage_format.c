@@ -109,6 +109,30 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	n = csv_unquote(quoted, qlen, back);
 	if (n != (long) size || memcmp(back, value, size) != 0)
 		__builtin_trap();
+	/* a field goes bare only when a CSV reader reads it back unchanged */
+	{
+		bool in_quotes;
+		size_t flen = csv_field_length(value, size, &in_quotes);
+		char *field = malloc(flen + 1);
+
+		if (field == NULL)
+			abort();
+		if (csv_field(field, value, size, in_quotes) != flen)
+			__builtin_trap();
+		if (in_quotes)
+		{
+			n = csv_unquote(field, flen, back);
+			if (n != (long) size || memcmp(back, value, size) != 0)
+				__builtin_trap();
+		}
+		else if (size == 0 || flen != size || memcmp(field, value, size) != 0 ||
+				 memchr(value, '"', size) || memchr(value, ',', size) ||
+				 memchr(value, '\n', size) || memchr(value, '\r', size) ||
+				 value[0] == ' ' || value[0] == '\t' || value[size - 1] == ' ' ||
+				 value[size - 1] == '\t')
+			__builtin_trap();
+		free(field);
+	}
 
 	/* JSON works on C strings: up to the first NUL */
 	memcpy(str, data, size);

@@ -47,6 +47,25 @@ static const CsvCase csv_cases[] = {
 	{"ünïcødé ✓", "\"ünïcødé ✓\""},
 };
 
+/* Values that go bare, and values that need their quotes. */
+static const CsvCase field_cases[] = {
+	{"123", "123"},
+	{"-1.5e+300", "-1.5e+300"},
+	{"2024-01-01 00:00:00+00", "2024-01-01 00:00:00+00"},
+	{"back\\slash", "back\\slash"},
+	{"ünïcødé ✓", "ünïcødé ✓"},
+	{"", "\"\""},
+	{"a,b", "\"a,b\""},
+	{"say \"hi\"", "\"say \"\"hi\"\"\""},
+	{"line\nbreak", "\"line\nbreak\""},
+	{"cr\r", "\"cr\r\""},
+	{" lead", "\" lead\""},
+	{"trail ", "\"trail \""},
+	{"\ttab", "\"\ttab\""},
+	{"tab\t", "\"tab\t\""},
+	{"in side", "in side"},
+};
+
 static void
 test_csv(void)
 {
@@ -63,6 +82,19 @@ test_csv(void)
 		check(n == want, "csv length", c->value);
 		check(n == strlen(c->field) && memcmp(out, c->field, n) == 0,
 			  "csv field", c->value);
+	}
+	for (i = 0; i < sizeof(field_cases) / sizeof(field_cases[0]); i++)
+	{
+		const CsvCase *c = &field_cases[i];
+		size_t len = strlen(c->value);
+		bool quoted;
+		size_t want = csv_field_length(c->value, len, &quoted);
+		size_t n = csv_field(out, c->value, len, quoted);
+
+		check(n == want, "field length", c->value);
+		check(quoted == (c->field[0] == '"'), "field quoted", c->value);
+		check(n == strlen(c->field) && memcmp(out, c->field, n) == 0,
+			  "field", c->value);
 	}
 	check(csv_value_reads_as_null("\\N", 2), "null text", "\\N");
 	check(!csv_value_reads_as_null("\\N ", 3), "not null text", "\\N ");
