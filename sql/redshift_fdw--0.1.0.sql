@@ -1457,12 +1457,19 @@ BEGIN
 END $$;
 
 -- After an apply: forget the changes the snapshot covers, remember what
--- the checkpoint on Redshift now says.
+-- the checkpoint on Redshift now says.  When the snapshot covers the whole
+-- log and no writer is using it, the log is truncated rather than emptied
+-- row by row: after a bulk change that is a million-row DELETE saved, and
+-- no dead rows for the next apply to scan.  Only outside a transaction
+-- block (may_truncate): the lock that takes is held until commit, and
+-- would hold up writers of the source while the caller's block goes on.
 CREATE FUNCTION redshift_fdw._mat_applied(binding text, snap pg_snapshot,
-    changes bigint, started timestamptz, applied_rows bigint)
+    changes bigint, started timestamptz, applied_rows bigint,
+    may_truncate bool DEFAULT false)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
   m redshift_fdw.materialization := redshift_fdw._mat(binding);
+  whole bool := false;
 BEGIN
   IF snap IS NULL THEN
     -- nothing was pending
@@ -1470,7 +1477,23 @@ BEGIN
      WHERE x.name = binding;
     RETURN;
   END IF;
-  EXECUTE format('DELETE FROM %s WHERE pg_visible_in_snapshot(_rsfdw_xid, $1)', m.change_log) USING snap;
+  IF may_truncate AND has_table_privilege(m.change_log, 'TRUNCATE') THEN
+    BEGIN
+      -- no wait: a writer of the source holds it until it commits
+      EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE NOWAIT', m.change_log);
+      -- with the lock no change is in flight: every row is committed (or
+      -- aborted, and never to be read)
+      EXECUTE format('SELECT NOT EXISTS (SELECT 1 FROM %s WHERE NOT pg_visible_in_snapshot(_rsfdw_xid, $1))',
+                     m.change_log) INTO whole USING snap;
+    EXCEPTION WHEN lock_not_available THEN
+      whole := false;
+    END;
+  END IF;
+  IF whole THEN
+    EXECUTE format('TRUNCATE %s', m.change_log);
+  ELSE
+    EXECUTE format('DELETE FROM %s WHERE pg_visible_in_snapshot(_rsfdw_xid, $1)', m.change_log) USING snap;
+  END IF;
   UPDATE redshift_fdw.materialization x
      SET applied_snapshot = snap, applied_changes = changes,
          last_synced = started, last_rows = applied_rows

@@ -1852,17 +1852,20 @@ remove_staged(Apply *apply)
 static void
 record_applied(Apply *apply)
 {
-	Oid types[5] = {TEXTOID, TEXTOID, INT8OID, TIMESTAMPTZOID, INT8OID};
-	Datum values[5] = {
-		CStringGetTextDatum(apply->name),
-		apply->snapshot ? CStringGetTextDatum(apply->snapshot) : (Datum) 0,
-		Int64GetDatum(apply->applied_changes),
-		TimestampTzGetDatum(apply->started), Int64GetDatum(apply->rows)};
-	char nulls[5] = {' ', apply->snapshot ? ' ' : 'n', ' ', ' ', ' '};
+	Oid types[6] = {TEXTOID,		TEXTOID, INT8OID,
+					TIMESTAMPTZOID, INT8OID, BOOLOID};
+	Datum values[6] = {CStringGetTextDatum(apply->name),
+					   apply->snapshot ? CStringGetTextDatum(apply->snapshot)
+									   : (Datum) 0,
+					   Int64GetDatum(apply->applied_changes),
+					   TimestampTzGetDatum(apply->started),
+					   Int64GetDatum(apply->rows),
+					   BoolGetDatum(!IsTransactionBlock())};
+	char nulls[6] = {' ', apply->snapshot ? ' ' : 'n', ' ', ' ', ' ', ' '};
 
 	local_exec("SELECT redshift_fdw._mat_applied($1, $2::pg_snapshot, $3, $4, "
-			   "$5)",
-			   5, types, values, nulls);
+			   "$5, $6)",
+			   6, types, values, nulls);
 }
 
 /* Steps 2 to 6, with the remote connection held. */

@@ -6,7 +6,8 @@
 # Redshift loaded straight into the table (no upsert), while a key deleted
 # and inserted again, a soft-deleted key coming back and a deferred primary
 # key that changed hands still go through the upsert; values bare or quoted
-# in the CSV arriving as they were.
+# in the CSV arriving as they were; the change log truncated after an apply
+# when no writer is in flight, emptied row by row otherwise.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -213,6 +214,31 @@ my $shape = q{string_agg(concat_ws('|', id, quote_nullable(t), quote_nullable(vc
 is(backing_sql(sprintf("SELECT $shape FROM $schema.shapes", 'f4::text')),
 	sql(sprintf("SELECT $shape FROM shapes", 'f4::text::float8::text')),
 	'shapes: every value arrives as it was (bare or quoted)');
+
+# --- trimming the change log ----------------------------------------------------------
+# An apply outside a transaction block, with no writer of the source in
+# flight, truncates the log; with a writer in flight (or inside a block) it
+# deletes what it applied and leaves the rest, which the next apply loads.
+my $trim_log = sql("SELECT change_log FROM redshift_fdw.materialization WHERE name = 'fresh'");
+sql(q{INSERT INTO fresh SELECT g, 'trim ' || g, g, now() FROM generate_series(5001, 6000) g});
+cmp_ok(sql("SELECT pg_relation_size('$trim_log')"), '>', 0, 'the log holds the changes');
+is(sql("SELECT redshift_fdw.sync('fresh')"), '1000', 'trim: sync');
+is(sql("SELECT pg_relation_size('$trim_log')"), '0', 'a sync with no writer in flight truncates the log');
+
+my $writer = $node->background_psql('postgres');
+$writer->query_safe(q{BEGIN; INSERT INTO fresh VALUES (7000, 'in flight', 7, now())});
+sql(q{INSERT INTO fresh SELECT g, 'trim ' || g, g, now() FROM generate_series(6001, 6100) g});
+is(sql("SELECT redshift_fdw.sync('fresh')"), '100', 'a sync does not wait for a writer in flight');
+cmp_ok(sql("SELECT pg_relation_size('$trim_log')"), '>', 0, 'with a writer in flight the log is not truncated');
+$writer->query_safe('COMMIT');
+$writer->quit;
+is(sql("SELECT count(*) FROM $trim_log"), '1', 'only the change in flight is left');
+is(sql("SELECT redshift_fdw.sync('fresh')"), '1', 'the next sync loads it');
+equal('fresh', 'fresh', 'trim: Redshift equals the source');
+sql(q{INSERT INTO fresh SELECT g, 'trim ' || g, g, now() FROM generate_series(8001, 8010) g});
+is(sql(qq{BEGIN; SELECT redshift_fdw.sync('fresh');
+          SELECT count(*) || ' ' || (pg_relation_size('$trim_log') > 0) FROM $trim_log; COMMIT;}),
+	"10\n0 true", 'inside a transaction block the log is emptied, not truncated');
 
 # --- nothing staged left, no secret anywhere -----------------------------------------
 is(sql("SELECT count(*) FROM redshift_fdw.s3_list('rs', '') WHERE key NOT LIKE '%s\\_rs%'"), '0',
