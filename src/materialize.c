@@ -202,6 +202,12 @@ static bool load_while_staging = true;
 #define PIPELINE_MIN_FILE_BYTES (1024 * 1024)
 
 /*
+ * While Redshift loads a batch, the file being written is uploaded once it
+ * holds this much, or an eighth of what its stream staged if that is more.
+ */
+#define PIPELINE_BUSY_FILE_BYTES (2 * 1024 * 1024)
+
+/*
  * Settings of materialization: the size staging files are rolled over at,
  * and whether Redshift loads while staging goes on.
  */
@@ -1616,6 +1622,27 @@ pipeline_abandon(Apply *apply, const char *why)
 }
 
 /*
+ * While Redshift loads a batch, upload what is staged in pieces, so that
+ * when the batch is done the next COPY does not wait for a large upload.
+ * Pieces grow with the stream (an eighth of it), so a large table is not
+ * cut into thousands of small files.
+ */
+static void
+upload_while_busy(Apply *apply)
+{
+	int k;
+
+	for (k = 0; k < NUM_STREAMS; k++)
+	{
+		StageWriter *writer = apply->streams[k].writer;
+
+		(void) stage_writer_rollover(
+			writer,
+			Max(PIPELINE_BUSY_FILE_BYTES, stage_writer_bytes(writer) / 8));
+	}
+}
+
+/*
  * Keep Redshift loading while staging goes on: once the COPY sent last is
  * done, COPY the files staged since then (uploading the file being
  * written early when nothing else waits).  With finish (staging is done),
@@ -1637,7 +1664,10 @@ pipeline_poll(Apply *apply, bool finish)
 
 			if (!finish &&
 				!redshift_result_ready(apply->conn, apply->in_flight_display))
+			{
+				upload_while_busy(apply);
 				return;
+			}
 			res = remote_collect(apply, apply->in_flight_display, &failure);
 			apply->in_flight = false;
 			if (res == NULL)
