@@ -1377,8 +1377,11 @@ $$;
 --             absent from Redshift, so it needs no upsert), 'U' rows (a
 --             changed key's current row; every row on a reload), 'D' rows
 --             (keys gone; key columns only)
---   delta:    the logged changes in order ('I', 'U', 'D', 'T'; seq numbers
---             them from 1), or every row as 'I' on the first apply
+--   delta:    the logged changes in seq order ('I', 'U', 'D', 'T'), or
+--             every row as 'I' on the first apply; seq is NULL: the loader
+--             numbers the rows on from the checkpoint's count.  The log is
+--             sorted before its images are expanded, so the sort is narrow
+--             and rows stream out as they are expanded.
 CREATE FUNCTION redshift_fdw._mat_changes_query(m redshift_fdw.materialization)
 RETURNS text LANGUAGE plpgsql STABLE AS $$
 DECLARE
@@ -1391,15 +1394,47 @@ DECLARE
   pending text := format('pg_visible_in_snapshot(l._rsfdw_xid, snap.s) AND ($1::pg_snapshot IS NULL '
                          'OR NOT pg_visible_in_snapshot(l._rsfdw_xid, $1::pg_snapshot))');
   log_keys text := (SELECT string_agg('p.' || quote_ident(k), ', ') FROM unnest(m.key_columns) k);
+  expand bool;
+  delta_src_cols text;
 BEGIN
+  -- A delta image (jsonb) column as the loader reads it: the value's text
+  -- straight from the image where that is the text the column's output
+  -- gives (integers and numeric are stored as JSON numbers of that text,
+  -- texts and uuids as strings), through the type's input otherwise, and
+  -- from jsonb_populate_record (r) for arrays, composites and the rest;
+  -- the first apply's rows (delta_src_cols) then give those columns as
+  -- texts too, for the UNION.
   SELECT string_agg(s.expr, ', ' ORDER BY s.attnum),
          string_agg(CASE WHEN s.is_key THEN k.expr ELSE 'NULL' END, ', ' ORDER BY s.attnum),
-         string_agg(r.expr, ', ' ORDER BY s.attnum),
+         string_agg(CASE
+                      WHEN a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype,
+                                          'numeric'::regtype, 'text'::regtype, 'varchar'::regtype,
+                                          'uuid'::regtype)
+                        THEN format('(l._rsfdw_image->>%L)', a.attname)
+                      WHEN a.atttypid = 'bool'::regtype
+                        THEN format('CASE l._rsfdw_image->>%L WHEN ''true'' THEN ''t'' WHEN ''false'' THEN ''f'' END',
+                                    a.attname)
+                      WHEN a.atttypid IN ('float4'::regtype, 'float8'::regtype, 'date'::regtype,
+                                          'time'::regtype, 'timetz'::regtype, 'timestamp'::regtype,
+                                          'timestamptz'::regtype, 'interval'::regtype)
+                        THEN format('(l._rsfdw_image->>%L)::%s', a.attname,
+                                    format_type(a.atttypid, a.atttypmod))
+                      ELSE r.expr END, ', ' ORDER BY s.attnum),
+         string_agg(CASE WHEN a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype,
+                                             'numeric'::regtype, 'uuid'::regtype)
+                           THEN format('s.%I::text', a.attname) ELSE s.expr END, ', ' ORDER BY s.attnum),
+         bool_or(a.atttypid NOT IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype,
+                                    'numeric'::regtype, 'text'::regtype, 'varchar'::regtype,
+                                    'uuid'::regtype, 'bool'::regtype, 'float4'::regtype,
+                                    'float8'::regtype, 'date'::regtype, 'time'::regtype,
+                                    'timetz'::regtype, 'timestamp'::regtype,
+                                    'timestamptz'::regtype, 'interval'::regtype)),
          string_agg('NULL', ', ')
-    INTO src_cols, gone_cols, change_cols, nulls
+    INTO src_cols, gone_cols, change_cols, delta_src_cols, expand, nulls
     FROM redshift_fdw._mat_columns(m.source, m.key_columns, 's') s
     JOIN redshift_fdw._mat_columns(m.source, m.key_columns, 'p') k USING (attnum)
-    JOIN redshift_fdw._mat_columns(m.source, m.key_columns, 'r') r USING (attnum);
+    JOIN redshift_fdw._mat_columns(m.source, m.key_columns, 'r') r USING (attnum)
+    JOIN pg_attribute a ON a.attrelid = m.source AND a.attnum = s.attnum;
   IF NOT m.delta_updates THEN
     -- The source's rows of pending keys (a semi-join: no aggregate of the
     -- log, and an index probe per key when few changed), then the keys
@@ -1433,12 +1468,15 @@ SELECT CASE WHEN $1::pg_snapshot IS NULL THEN 'R' ELSE 'S' END, NULL::bigint, sn
 UNION ALL
 SELECT 'I'::text, NULL::bigint, NULL::text, %1$s FROM %2$s s WHERE $1::pg_snapshot IS NULL
 UNION ALL
-(SELECT l._rsfdw_op::text, row_number() OVER (ORDER BY l._rsfdw_seq), NULL::text, %3$s
-   FROM %4$s l CROSS JOIN snap
-   LEFT JOIN LATERAL jsonb_populate_record(NULL::%2$s, l._rsfdw_image) r ON true
-  WHERE %5$s AND $1::pg_snapshot IS NOT NULL
+(SELECT l._rsfdw_op::text, NULL::bigint, NULL::text, %3$s
+   FROM (SELECT l._rsfdw_op, l._rsfdw_seq, l._rsfdw_image FROM %4$s l CROSS JOIN snap
+          WHERE %5$s AND $1::pg_snapshot IS NOT NULL
+          ORDER BY l._rsfdw_seq) l
+   %7$s
   ORDER BY l._rsfdw_seq)
-$q$, src_cols, m.source, change_cols, m.change_log, pending, nulls);
+$q$, delta_src_cols, m.source, change_cols, m.change_log, pending, nulls,
+     CASE WHEN expand THEN format('LEFT JOIN LATERAL jsonb_populate_record(NULL::%s, l._rsfdw_image) r ON true',
+                                  m.source) ELSE '' END);
 END $$;
 
 -- Fresh statistics on a change log before an apply reads it (standard
