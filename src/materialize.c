@@ -1128,13 +1128,16 @@ changes_startup(DestReceiver *self, int operation, TupleDesc desc)
 
 /*
  * One row of the changes query: the snapshot marker first, then changes;
- * every APPLY_POLL_ROWS rows, a look at the load running meanwhile.
+ * every APPLY_POLL_ROWS rows, a look at the load running meanwhile.  In
+ * the apply's memory context, not the executor's: what the marker and the
+ * load set up (the COPY in flight) outlives the query.
  */
 static bool
 changes_receive(TupleTableSlot *slot, DestReceiver *self)
 {
 	ChangeReceiver *receiver = (ChangeReceiver *) self;
 	Apply *apply = receiver->apply;
+	MemoryContext old = MemoryContextSwitchTo(receiver->context);
 	char op;
 
 	slot_getallattrs(slot);
@@ -1162,14 +1165,17 @@ changes_receive(TupleTableSlot *slot, DestReceiver *self)
 		CHECK_FOR_INTERRUPTS();
 		pipeline_poll(apply, false);
 	}
+	MemoryContextSwitchTo(old);
 	return true;
 }
 
+/* After the last row: nothing to release, the apply owns what it made. */
 static void
 changes_shutdown(DestReceiver *self)
 {
 }
 
+/* The receiver lives on stage_changes' stack. */
 static void
 changes_destroy(DestReceiver *self)
 {
