@@ -533,8 +533,10 @@ is(ssql("SELECT kind || ' ' || status || ' ' || (bytes > 0) || ' ' || trigger FR
           WHERE id > $mark AND binding = 'every2s' AND rows = 150"),
 	'materialization succeeded true schedule', 'as a succeeded scheduled materialization run, with bytes staged');
 sleep 5;
-is(ssql("SELECT count(*) >= 2 AND bool_and(status = 'succeeded') FROM redshift_fdw.runs
-          WHERE binding = 'every2s' AND started > now() - interval '5 seconds'"),
+# (the run of the moment may still be running: it is not a failure)
+is(ssql("SELECT count(*) FILTER (WHERE status = 'succeeded') >= 2
+                AND count(*) FILTER (WHERE status NOT IN ('succeeded', 'running')) = 0
+           FROM redshift_fdw.runs WHERE binding = 'every2s' AND started > now() - interval '5 seconds'"),
 	't', 'it keeps running every 2 s');
 is(ssql("SELECT kind || ' ' || state || ' ' || last_status FROM redshift_fdw.status WHERE name = 'every2s'"),
 	'materialization scheduled succeeded', 'status view');
