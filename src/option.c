@@ -111,6 +111,23 @@ find_option(const char *name, Oid catalog)
 }
 
 /*
+ * The error of an option value that is not valid: the option and value,
+ * and what is wrong (detail) or what to write instead (hint).
+ */
+static void
+pg_attribute_noreturn()
+	invalid_option_value(const RedshiftOption *opt, const char *value,
+						 const char *detail, const char *hint)
+{
+	ereport(ERROR, (errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+					errmsg("invalid value for option \"%s\": \"%s\"",
+						   opt->name, value),
+					detail ? errdetail("%s", detail) : 0,
+					hint ? errhint("%s", hint) : 0));
+	pg_unreachable();
+}
+
+/*
  * Check one option value against its kind, raising an error that names
  * the option and says what is wrong.
  */
@@ -133,13 +150,11 @@ check_option_value(const RedshiftOption *opt, DefElem *def)
 
 			if (!parse_int(value, &number, 0, NULL) || number < opt->min ||
 				number > opt->max)
-				ereport(ERROR,
-						(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
-						 errmsg("invalid value for option \"%s\": \"%s\"",
-								opt->name, value),
-						 errdetail("The value must be an integer from %d "
-								   "to %d.",
-								   opt->min, opt->max)));
+				invalid_option_value(
+					opt, value,
+					psprintf("The value must be an integer from %d to %d.",
+							 opt->min, opt->max),
+					NULL);
 			break;
 		}
 		case OPT_BOOL:
@@ -147,11 +162,8 @@ check_option_value(const RedshiftOption *opt, DefElem *def)
 			bool flag;
 
 			if (!parse_bool(value, &flag))
-				ereport(ERROR,
-						(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
-						 errmsg("invalid value for option \"%s\": \"%s\"",
-								opt->name, value),
-						 errdetail("The value must be a boolean.")));
+				invalid_option_value(opt, value,
+									 "The value must be a boolean.", NULL);
 			if (opt->superuser_only && !flag && !superuser())
 				ereport(ERROR,
 						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -166,12 +178,10 @@ check_option_value(const RedshiftOption *opt, DefElem *def)
 				strcmp(value, "require") != 0 &&
 				strcmp(value, "verify-ca") != 0 &&
 				strcmp(value, "verify-full") != 0)
-				ereport(ERROR,
-						(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
-						 errmsg("invalid value for option \"sslmode\": \"%s\"",
-								value),
-						 errhint("Valid values are disable, allow, prefer, "
-								 "require, verify-ca and verify-full.")));
+				invalid_option_value(
+					opt, value, NULL,
+					"Valid values are disable, allow, prefer, "
+					"require, verify-ca and verify-full.");
 			break;
 		case OPT_COLUMNS:
 		{
@@ -180,44 +190,32 @@ check_option_value(const RedshiftOption *opt, DefElem *def)
 
 			if (!SplitIdentifierString(copy, ',', &names) ||
 				list_length(names) == 0)
-				ereport(ERROR,
-						(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
-						 errmsg("invalid value for option \"%s\": \"%s\"",
-								opt->name, value),
-						 errhint("Give a comma-separated list of column "
-								 "names, for example 'id' or "
-								 "'tenant_id, id'.")));
+				invalid_option_value(opt, value, NULL,
+									 "Give a comma-separated list of column "
+									 "names, for example 'id' or "
+									 "'tenant_id, id'.");
 			break;
 		}
 		case OPT_URL:
 			if (pg_strncasecmp(value, "http://", 7) != 0 &&
 				pg_strncasecmp(value, "https://", 8) != 0)
-				ereport(ERROR,
-						(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
-						 errmsg("invalid value for option \"%s\": \"%s\"",
-								opt->name, value),
-						 errhint("Give a URL such as "
-								 "https://s3.us-east-1.amazonaws.com or "
-								 "http://127.0.0.1:9000.")));
+				invalid_option_value(opt, value, NULL,
+									 "Give a URL such as "
+									 "https://s3.us-east-1.amazonaws.com or "
+									 "http://127.0.0.1:9000.");
 			break;
 		case OPT_ADDRESSING:
 			if (strcmp(value, "path") != 0 && strcmp(value, "virtual") != 0)
-				ereport(ERROR,
-						(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
-						 errmsg("invalid value for option \"%s\": \"%s\"",
-								opt->name, value),
-						 errhint("Valid values are path and virtual.")));
+				invalid_option_value(opt, value, NULL,
+									 "Valid values are path and virtual.");
 			break;
 		case OPT_COMPRESSION:
 		{
 			StageCompression compression;
 
 			if (!stage_compression_parse(value, &compression))
-				ereport(ERROR,
-						(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
-						 errmsg("invalid value for option \"%s\": \"%s\"",
-								opt->name, value),
-						 errhint("Valid values are zstd, gzip and none.")));
+				invalid_option_value(opt, value, NULL,
+									 "Valid values are zstd, gzip and none.");
 			break;
 		}
 		case OPT_SCHEDULE:
