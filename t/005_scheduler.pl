@@ -16,14 +16,7 @@ use RsfdwTest;
 plan skip_all => 'needs the test bed (RS_HOST, RS_FAULT_FILE)'
   unless $ENV{RS_HOST} && $ENV{RS_FAULT_FILE};
 
-my $node = PostgreSQL::Test::Cluster->new('scheduler');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'redshift_fdw'
-redshift_fdw.max_workers = 4
-log_statement = 'none'
-});
-$node->start;
+my $node = preloaded_node('scheduler', 4);
 
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 

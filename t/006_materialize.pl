@@ -478,27 +478,8 @@ is(staged_files(), '0', 'and the leftovers of the failed apply are deleted');
 # ----------------------------------------------------------------------
 # 4. the scheduler; COPY with IAM_ROLE
 # ----------------------------------------------------------------------
-my $sched = PostgreSQL::Test::Cluster->new('matsched');
-$sched->init;
-$sched->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'redshift_fdw'
-redshift_fdw.max_workers = 2
-log_statement = 'none'
-});
-$sched->start;
+my $sched = preloaded_node('matsched', 2);
 sub ssql { return $sched->safe_psql('postgres', $_[0]); }
-
-# Waits (up to 60 s) until $check->() is true.
-sub wait_until
-{
-	my ($check) = @_;
-	for (1 .. 240)
-	{
-		return 1 if $check->();
-		sleep 0.25;
-	}
-	return 0;
-}
 
 my $srow = "concat_ws('|', r.id::text, quote_nullable(r.v::text), quote_nullable(r.n::numeric(30,2)::text))";
 sub sched_equal

@@ -38,28 +38,9 @@ END
 	set_faults('{"faults": []}') if $ENV{RS_FAULT_FILE};
 }
 
-my $node = PostgreSQL::Test::Cluster->new('faults');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'redshift_fdw'
-redshift_fdw.max_workers = 2
-log_statement = 'none'
-});
-$node->start;
+my $node = preloaded_node('faults', 2);
 
 sub sql { return $node->safe_psql('postgres', $_[0]); }
-
-# Waits (up to $secs s, default 60) until $check->() is true.
-sub wait_until
-{
-	my ($check, $secs) = @_;
-	for (1 .. 4 * ($secs // 60))
-	{
-		return 1 if $check->();
-		sleep 0.25;
-	}
-	return 0;
-}
 
 # Both bindings disabled: the scheduler runs them only on run_now().
 sql(qq{

@@ -1,12 +1,15 @@
 # Helpers shared by the TAP tests that use the test bed (test/testbed env):
-# fault rules for the simulator and the S3 gate, SQL on the simulator, and
-# errors of a statement expected to fail.
+# fault rules for the simulator and the S3 gate, SQL on the simulator,
+# errors of a statement expected to fail, a node running the scheduler, and
+# waiting for a condition.
 package RsfdwTest;
 
 use strict;
 use warnings;
 use Exporter 'import';
+use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
+use Time::HiRes qw(sleep);
 
 our @EXPORT = qw(set_faults remote_sql sql_error create_rs_server);
 
@@ -96,6 +99,37 @@ CREATE USER MAPPING FOR CURRENT_USER SERVER $name OPTIONS (
   aws_access_key_id '$ENV{AWS_ACCESS_KEY_ID}',
   aws_secret_access_key '$ENV{AWS_SECRET_ACCESS_KEY}');
 };
+}
+
+push our @EXPORT, qw(preloaded_node wait_until);
+
+# A started node with the library preloaded (so the scheduler runs) and
+# redshift_fdw.max_workers as given.
+sub preloaded_node
+{
+	my ($name, $max_workers) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init;
+	$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'redshift_fdw'
+redshift_fdw.max_workers = $max_workers
+log_statement = 'none'
+});
+	$node->start;
+	return $node;
+}
+
+# Waits (up to $secs s, default 60) until $check->() is true; returns
+# whether it became true.
+sub wait_until
+{
+	my ($check, $secs) = @_;
+	for (1 .. 4 * ($secs // 60))
+	{
+		return 1 if $check->();
+		sleep 0.25;
+	}
+	return 0;
 }
 
 1;
