@@ -1401,40 +1401,35 @@ BEGIN
   -- straight from the image where that is the text the column's output
   -- gives (integers and numeric are stored as JSON numbers of that text,
   -- texts and uuids as strings), through the type's input otherwise, and
-  -- from jsonb_populate_record (r) for arrays, composites and the rest;
-  -- the first apply's rows (delta_src_cols) then give those columns as
-  -- texts too, for the UNION.
+  -- from jsonb_populate_record (r) for arrays, composites and the rest
+  -- (c.image says which); the first apply's rows (delta_src_cols) then give
+  -- the columns read as text as texts too, for the UNION.
   SELECT string_agg(s.expr, ', ' ORDER BY s.attnum),
          string_agg(CASE WHEN s.is_key THEN k.expr ELSE 'NULL' END, ', ' ORDER BY s.attnum),
-         string_agg(CASE
-                      WHEN a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype,
-                                          'numeric'::regtype, 'text'::regtype, 'varchar'::regtype,
-                                          'uuid'::regtype)
-                        THEN format('(l._rsfdw_image->>%L)', a.attname)
-                      WHEN a.atttypid = 'bool'::regtype
-                        THEN format('CASE l._rsfdw_image->>%L WHEN ''true'' THEN ''t'' WHEN ''false'' THEN ''f'' END',
-                                    a.attname)
-                      WHEN a.atttypid IN ('float4'::regtype, 'float8'::regtype, 'date'::regtype,
-                                          'time'::regtype, 'timetz'::regtype, 'timestamp'::regtype,
-                                          'timestamptz'::regtype, 'interval'::regtype)
-                        THEN format('(l._rsfdw_image->>%L)::%s', a.attname,
-                                    format_type(a.atttypid, a.atttypmod))
+         string_agg(CASE c.image
+                      WHEN 'text' THEN format('(l._rsfdw_image->>%L)', c.attname)
+                      WHEN 'bool' THEN format('CASE l._rsfdw_image->>%L WHEN ''true'' THEN ''t'' '
+                                              'WHEN ''false'' THEN ''f'' END', c.attname)
+                      WHEN 'parse' THEN format('(l._rsfdw_image->>%L)::%s', c.attname, c.typ)
                       ELSE r.expr END, ', ' ORDER BY s.attnum),
-         string_agg(CASE WHEN a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype,
-                                             'numeric'::regtype, 'uuid'::regtype)
-                           THEN format('s.%I::text', a.attname) ELSE s.expr END, ', ' ORDER BY s.attnum),
-         bool_or(a.atttypid NOT IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype,
-                                    'numeric'::regtype, 'text'::regtype, 'varchar'::regtype,
-                                    'uuid'::regtype, 'bool'::regtype, 'float4'::regtype,
-                                    'float8'::regtype, 'date'::regtype, 'time'::regtype,
-                                    'timetz'::regtype, 'timestamp'::regtype,
-                                    'timestamptz'::regtype, 'interval'::regtype)),
+         string_agg(CASE WHEN c.image = 'text' THEN format('s.%I::text', c.attname) ELSE s.expr END,
+                    ', ' ORDER BY s.attnum),
+         bool_or(c.image = 'record'),
          string_agg('NULL', ', ')
     INTO src_cols, gone_cols, change_cols, delta_src_cols, expand, nulls
     FROM redshift_fdw._mat_columns(m.source, m.key_columns, 's') s
     JOIN redshift_fdw._mat_columns(m.source, m.key_columns, 'p') k USING (attnum)
     JOIN redshift_fdw._mat_columns(m.source, m.key_columns, 'r') r USING (attnum)
-    JOIN pg_attribute a ON a.attrelid = m.source AND a.attnum = s.attnum;
+    JOIN (SELECT a.attnum::int, a.attname, format_type(a.atttypid, a.atttypmod) AS typ,
+                 CASE WHEN a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype,
+                                          'numeric'::regtype, 'text'::regtype, 'varchar'::regtype,
+                                          'uuid'::regtype) THEN 'text'
+                      WHEN a.atttypid = 'bool'::regtype THEN 'bool'
+                      WHEN a.atttypid IN ('float4'::regtype, 'float8'::regtype, 'date'::regtype,
+                                          'time'::regtype, 'timetz'::regtype, 'timestamp'::regtype,
+                                          'timestamptz'::regtype, 'interval'::regtype) THEN 'parse'
+                      ELSE 'record' END AS image
+            FROM pg_attribute a WHERE a.attrelid = m.source) c USING (attnum);
   IF NOT m.delta_updates THEN
     -- The source's rows of pending keys (a semi-join: no aggregate of the
     -- log, and an index probe per key when few changed), then the keys
