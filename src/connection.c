@@ -330,10 +330,6 @@ connect_interruptibly(UserMapping *user)
 }
 
 /*
- * Open a connection for a user mapping and prepare the remote session with
- * settings Redshift accepts.
- */
-/*
  * Redshift's notices (say, "Load into table ... completed") are news for
  * debugging, not lines libpq writes raw into the server log.
  */
@@ -344,6 +340,10 @@ notice_to_debug(void *arg, const char *message)
 			(errmsg_internal("redshift_fdw: remote notice: %s", message)));
 }
 
+/*
+ * Open a connection for a user mapping and prepare the remote session with
+ * settings Redshift accepts.
+ */
 static RedshiftConn *
 open_connection(UserMapping *user)
 {
