@@ -761,6 +761,32 @@ class T09bCopyFastPath(SimTestCase):
             slow, fallback = self.load_errors(url)[2:]
             self.assertEqual(fallback, slow)
 
+    def test_short_lines_keep_the_varchar_bounds(self):
+        # Lines no longer than the shortest VARCHAR are checked without
+        # its bound: a record over lines must still be held to it.
+        columns = "id int, name varchar(6)"
+        body = '1,ab\n2,"c\nd"\n3,"e""f"\n4,\n5,"éé"\n6,"g,h"\n'
+        url = self.put("%s/s.csv" % unique("cfl"), body.encode())
+        self.assertEqual(self.assertSameLoad(url, "CSV", columns),
+                         [(1, "ab"), (2, "c\nd"), (3, 'e"f'), (4, ""),
+                          (5, "éé"), (6, "g,h")])
+        # Values of 8 bytes but 4 or 5 characters (the backing server's
+        # VARCHAR(6) would take them), over lines of at most 6 bytes or on
+        # a longer line among short ones: over the bound all the same.
+        for body in ('1,ab\n2,"é\né\né"\n3,x\n', '1,ab\n2,éééé\n3,x\n'):
+            url = self.put("%s/o.csv" % unique("cfl"), body.encode())
+            for path in ("fast", "slow", None):
+                table = unique("cfl")
+                self.cur.execute("CREATE TABLE %s (%s)" % (table, columns))
+                with self.assertRaises(psycopg2.Error) as ctx:
+                    self.copy(path, table, url, "CSV")
+                self.assertIn("fast path declined" if path == "fast" else
+                              "Load into table '%s' failed" % table,
+                              str(ctx.exception))
+            slow, fallback = self.load_errors(url)
+            self.assertEqual(fallback, slow)
+            self.assertEqual(fallback[0][6], 1204)
+
     def test_declines_what_it_cannot_reproduce(self):
         # Irregular quoting, CRLF line ends, SUPER: the fast path declines
         # (an error under copy_path=fast), the load falls back.
