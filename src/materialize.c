@@ -35,6 +35,7 @@
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "common/pg_prng.h"
+#include "common/shortest_dec.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "foreign/foreign.h"
@@ -44,6 +45,7 @@
 #include "pgstat.h"
 #include "storage/latch.h"
 #include "utils/builtins.h"
+#include "utils/float.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -136,6 +138,23 @@ typedef struct RemoteFailure
 } RemoteFailure;
 
 /* Everything one apply knows. */
+/*
+ * How a column of the changes query becomes text: common types written
+ * directly (the output function's text, without its call, allocation and
+ * strlen), a text as it is, anything else through its output function.
+ */
+typedef enum ColumnOutput
+{
+	OUTPUT_FUNCTION,
+	OUTPUT_TEXT,
+	OUTPUT_INT2,
+	OUTPUT_INT4,
+	OUTPUT_INT8,
+	OUTPUT_BOOL,
+	OUTPUT_FLOAT4, /* shortest exact, as float4out with extra_float_digits */
+	OUTPUT_FLOAT8
+} ColumnOutput;
+
 typedef struct Apply
 {
 	/* the binding */
@@ -177,8 +196,9 @@ typedef struct Apply
 	Stream streams[NUM_STREAMS];
 	Datum *values; /* one change row: the executor's, while it runs */
 	bool *nulls;
-	FmgrInfo *output;		   /* per column of the changes query: its output
-					   * function, or fn_oid 0 when a text is read as is */
+	ColumnOutput *output_kind; /* per column of the changes query: how its
+								* value becomes text */
+	FmgrInfo *output;		   /* the output function, for OUTPUT_FUNCTION */
 	MemoryContext row_context; /* a change row's texts */
 	int64 rows;
 	int64 bytes;
@@ -199,7 +219,7 @@ static bool load_while_staging = true;
  * While loading runs with staging, the file being written is uploaded
  * early for an idle Redshift once it holds this much (compressed).
  */
-#define PIPELINE_MIN_FILE_BYTES (1024 * 1024)
+#define PIPELINE_MIN_FILE_BYTES (256 * 1024)
 
 /*
  * While Redshift loads a batch, the file being written is uploaded once it
@@ -893,19 +913,53 @@ static const char *
 column_text(Apply *apply, int i, size_t *len)
 {
 	MemoryContext old = MemoryContextSwitchTo(apply->row_context);
+	Datum value = apply->values[i];
+	char *digits = NULL;
 	const char *data;
 
-	if (apply->output[i].fn_oid == InvalidOid)
+	if (apply->output_kind[i] >= OUTPUT_INT2 &&
+		apply->output_kind[i] != OUTPUT_BOOL)
+		digits = palloc(Max(MAXINT8LEN, DOUBLE_SHORTEST_DECIMAL_LEN) + 1);
+	switch (apply->output_kind[i])
 	{
-		text *t = DatumGetTextPP(apply->values[i]);
+		case OUTPUT_TEXT:
+		{
+			text *t = DatumGetTextPP(value);
 
-		data = VARDATA_ANY(t);
-		*len = VARSIZE_ANY_EXHDR(t);
-	}
-	else
-	{
-		data = OutputFunctionCall(&apply->output[i], apply->values[i]);
-		*len = strlen(data);
+			data = VARDATA_ANY(t);
+			*len = VARSIZE_ANY_EXHDR(t);
+			break;
+		}
+		case OUTPUT_INT2:
+			*len = pg_itoa(DatumGetInt16(value), digits);
+			data = digits;
+			break;
+		case OUTPUT_INT4:
+			*len = pg_ltoa(DatumGetInt32(value), digits);
+			data = digits;
+			break;
+		case OUTPUT_INT8:
+			*len = pg_lltoa(DatumGetInt64(value), digits);
+			data = digits;
+			break;
+		case OUTPUT_BOOL:
+			data = DatumGetBool(value) ? "t" : "f";
+			*len = 1;
+			break;
+		case OUTPUT_FLOAT4:
+			*len =
+				float_to_shortest_decimal_bufn(DatumGetFloat4(value), digits);
+			data = digits;
+			break;
+		case OUTPUT_FLOAT8:
+			*len =
+				double_to_shortest_decimal_bufn(DatumGetFloat8(value), digits);
+			data = digits;
+			break;
+		default:
+			data = OutputFunctionCall(&apply->output[i], value);
+			*len = strlen(data);
+			break;
 	}
 	MemoryContextSwitchTo(old);
 	return data;
@@ -1113,6 +1167,8 @@ changes_startup(DestReceiver *self, int operation, TupleDesc desc)
 
 	apply->output = MemoryContextAllocZero(receiver->context,
 										   sizeof(FmgrInfo) * desc->natts);
+	apply->output_kind = MemoryContextAllocZero(
+		receiver->context, sizeof(ColumnOutput) * desc->natts);
 	for (i = 0; i < desc->natts; i++)
 	{
 		Oid type = TupleDescAttr(desc, i)->atttypid;
@@ -1120,9 +1176,26 @@ changes_startup(DestReceiver *self, int operation, TupleDesc desc)
 		bool varlena;
 
 		if (type == TEXTOID || type == VARCHAROID)
-			continue;
-		getTypeOutputInfo(type, &output, &varlena);
-		fmgr_info_cxt(output, &apply->output[i], receiver->context);
+			apply->output_kind[i] = OUTPUT_TEXT;
+		else if (type == INT2OID)
+			apply->output_kind[i] = OUTPUT_INT2;
+		else if (type == INT4OID)
+			apply->output_kind[i] = OUTPUT_INT4;
+		else if (type == INT8OID)
+			apply->output_kind[i] = OUTPUT_INT8;
+		else if (type == BOOLOID)
+			apply->output_kind[i] = OUTPUT_BOOL;
+		/* floats shortest exact, as the apply's extra_float_digits says */
+		else if (type == FLOAT4OID && extra_float_digits > 0)
+			apply->output_kind[i] = OUTPUT_FLOAT4;
+		else if (type == FLOAT8OID && extra_float_digits > 0)
+			apply->output_kind[i] = OUTPUT_FLOAT8;
+		else
+		{
+			apply->output_kind[i] = OUTPUT_FUNCTION;
+			getTypeOutputInfo(type, &output, &varlena);
+			fmgr_info_cxt(output, &apply->output[i], receiver->context);
+		}
 	}
 }
 

@@ -216,6 +216,22 @@ is(backing_sql(sprintf("SELECT $shape FROM $schema.shapes", 'f4::text')),
 	sql(sprintf("SELECT $shape FROM shapes", 'f4::text::float8::text')),
 	'shapes: every value arrives as it was (bare or quoted)');
 
+# Integers, booleans and floats are written without their output functions:
+# the same texts at the ends of their ranges.
+sql(q{CREATE TABLE numbers (id int PRIMARY KEY, s smallint, i int, b bigint, f4 real,
+                            f8 float8, ok bool);
+      INSERT INTO numbers VALUES
+        (1, -32768, -2147483648, -9223372036854775808, -3.4028235e38, -1.7976931348623157e308, false),
+        (2, 32767, 2147483647, 9223372036854775807, 1e-45, 5e-324, true),
+        (3, 0, 0, 0, '-0', '-0', NULL),
+        (4, -1, 10, 1000000000000, 0.1, 0.30000000000000004, true);
+      SELECT name FROM redshift_fdw.create_materialization('numbers', 'numbers', 'rs')});
+is(sql("SELECT redshift_fdw.sync('numbers')"), '4', 'numbers: first sync');
+my $numbers = q{string_agg(concat_ws('|', id, s, i, b, %s, f8::text, quote_nullable(ok)), E'\n' ORDER BY id)};
+is(backing_sql(sprintf("SELECT $numbers FROM $schema.numbers", 'f4::text')),
+	sql(sprintf("SELECT $numbers FROM numbers", 'f4::text::float8::text')),
+	'numbers: integers, booleans and floats arrive as they were');
+
 # The same values through delta images (jsonb): the first sync reads the
 # table, later ones the images, most columns straight from the image text.
 sql(q{CREATE TABLE shapes_d AS SELECT * FROM shapes WHERE false;
