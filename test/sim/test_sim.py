@@ -733,6 +733,22 @@ class T09bCopyFastPath(SimTestCase):
             by_query.setdefault(row[0], []).append(row[1:])
         return list(by_query.values())
 
+    def assertFailsAlike(self, url, columns, code):
+        """COPY of url fails on every path: the fast one declines, the
+        fallback's error and stl_load_errors rows (error code) are the slow
+        path's."""
+        for path in ("fast", "slow", None):
+            table = unique("cff")
+            self.cur.execute("CREATE TABLE %s (%s)" % (table, columns))
+            with self.assertRaises(psycopg2.Error) as ctx:
+                self.copy(path, table, url, "CSV")
+            self.assertIn("fast path declined" if path == "fast" else
+                          "Load into table '%s' failed" % table,
+                          str(ctx.exception))
+        slow, fallback = self.load_errors(url)
+        self.assertEqual(fallback, slow)
+        self.assertEqual(fallback[0][6], code)
+
     def test_rejected_rows_fall_back(self):
         # A value the backing server rejects (bad integer) and one the
         # fast path's checks send back (too long for its VARCHAR): both
@@ -742,17 +758,7 @@ class T09bCopyFastPath(SimTestCase):
                                  ("long", '1,ab\n2,toolong\n3,"é"\n', 1204)):
             url = self.put("%s/%s.csv" % (unique("cfr"), name),
                            body.encode())
-            for path in ("fast", "slow", None):
-                table = unique("cfr")
-                self.cur.execute("CREATE TABLE %s (%s)" % (table, columns))
-                with self.assertRaises(psycopg2.Error) as ctx:
-                    self.copy(path, table, url, "CSV")
-                self.assertIn("fast path declined" if path == "fast" else
-                              "Load into table '%s' failed" % table,
-                              str(ctx.exception))
-            slow, fallback = self.load_errors(url)
-            self.assertEqual(fallback, slow)
-            self.assertEqual(fallback[0][6], code)
+            self.assertFailsAlike(url, columns, code)
             # MAXERROR: the fallback loads the good rows, as the slow path.
             rows = [self.load(path, url, "CSV MAXERROR 1", columns)
                     for path in ("slow", None)]
@@ -775,17 +781,7 @@ class T09bCopyFastPath(SimTestCase):
         # a longer line among short ones: over the bound all the same.
         for body in ('1,ab\n2,"é\né\né"\n3,x\n', '1,ab\n2,éééé\n3,x\n'):
             url = self.put("%s/o.csv" % unique("cfl"), body.encode())
-            for path in ("fast", "slow", None):
-                table = unique("cfl")
-                self.cur.execute("CREATE TABLE %s (%s)" % (table, columns))
-                with self.assertRaises(psycopg2.Error) as ctx:
-                    self.copy(path, table, url, "CSV")
-                self.assertIn("fast path declined" if path == "fast" else
-                              "Load into table '%s' failed" % table,
-                              str(ctx.exception))
-            slow, fallback = self.load_errors(url)
-            self.assertEqual(fallback, slow)
-            self.assertEqual(fallback[0][6], 1204)
+            self.assertFailsAlike(url, columns, 1204)
 
     def test_declines_what_it_cannot_reproduce(self):
         # Irregular quoting, CRLF line ends, SUPER: the fast path declines
