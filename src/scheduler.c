@@ -525,7 +525,12 @@ start_worker(int64 run_id, Oid owner, const char *kind, const char *binding,
 	return RegisterDynamicBackgroundWorker(&worker, handle);
 }
 
-/* Workers of the pool waiting for a run, and those running one. */
+/*
+ * Workers of the pool waiting for a run, and those running one.  A worker
+ * handed a run is busy from then on, though it may not have woken yet:
+ * counted as idle, it would leave room for another run meanwhile, beyond
+ * max_workers.
+ */
 static void
 count_pool_workers(int *idle, int *busy)
 {
@@ -540,10 +545,10 @@ count_pool_workers(int *idle, int *busy)
 
 		if (slot->pid == 0)
 			continue;
-		if (slot->idle && !slot->exit_requested)
-			(*idle)++;
-		else if (!slot->idle)
+		if (!slot->idle || slot->assigned_run != 0)
 			(*busy)++;
+		else if (!slot->exit_requested)
+			(*idle)++;
 	}
 	SpinLockRelease(&scheduler_shared->mutex);
 }

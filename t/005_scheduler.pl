@@ -264,6 +264,8 @@ sql("ALTER ROLE alice LOGIN");
 
 # --- one worker for two roles: an idle worker of one role makes room -----------
 sql("ALTER SYSTEM SET redshift_fdw.max_workers = 1; SELECT pg_reload_conf()");
+# (the reload reaches the launcher in its own time)
+wait_for("SELECT max_workers = 1 FROM redshift_fdw.scheduler()", 'the launcher took max_workers = 1');
 sql("SELECT redshift_fdw.disable_capture(name) FROM redshift_fdw.capture
       WHERE name NOT IN ('alice_cap')");
 as_role('alice', "SELECT redshift_fdw.alter_capture('alice_cap', schedule => '1s')");
