@@ -137,7 +137,6 @@ typedef struct RemoteFailure
 	const char *sql; /* as displayed */
 } RemoteFailure;
 
-/* Everything one apply knows. */
 /*
  * How a column of the changes query becomes text: common types written
  * directly (the output function's text, without its call, allocation and
@@ -155,6 +154,7 @@ typedef enum ColumnOutput
 	OUTPUT_FLOAT8
 } ColumnOutput;
 
+/* Everything one apply knows. */
 typedef struct Apply
 {
 	/* the binding */
@@ -917,9 +917,18 @@ column_text(Apply *apply, int i, size_t *len)
 	char *digits = NULL;
 	const char *data;
 
-	if (apply->output_kind[i] >= OUTPUT_INT2 &&
-		apply->output_kind[i] != OUTPUT_BOOL)
-		digits = palloc(Max(MAXINT8LEN, DOUBLE_SHORTEST_DECIMAL_LEN) + 1);
+	switch (apply->output_kind[i])
+	{
+		case OUTPUT_INT2:
+		case OUTPUT_INT4:
+		case OUTPUT_INT8:
+		case OUTPUT_FLOAT4:
+		case OUTPUT_FLOAT8:
+			digits = palloc(Max(MAXINT8LEN, DOUBLE_SHORTEST_DECIMAL_LEN) + 1);
+			break;
+		default:
+			break;
+	}
 	switch (apply->output_kind[i])
 	{
 		case OUTPUT_TEXT:
