@@ -965,6 +965,29 @@ run_request(S3Request *req)
 	run_requests(&req, 1, false);
 }
 
+/*
+ * Run one request and free it, on error too; returns a copy of its
+ * response (empty when there was none), for the caller to read at ease.
+ */
+static StringInfo
+run_and_free(S3Request *req)
+{
+	StringInfo response = makeStringInfo();
+
+	PG_TRY();
+	{
+		run_request(req);
+		if (req->response_len > 0)
+			appendBinaryStringInfo(response, req->response, req->response_len);
+	}
+	PG_FINALLY();
+	{
+		free_request(req);
+	}
+	PG_END_TRY();
+	return response;
+}
+
 /* ------------------------------------------------------------------ */
 /* operations                                                          */
 
@@ -974,18 +997,8 @@ run_request(S3Request *req)
 void
 s3_put(S3Client *client, const char *key, const char *data, size_t len)
 {
-	S3Request *req =
-		new_request(client, "PUT", full_key(client, key), data, len);
-
-	PG_TRY();
-	{
-		run_request(req);
-	}
-	PG_FINALLY();
-	{
-		free_request(req);
-	}
-	PG_END_TRY();
+	(void) run_and_free(
+		new_request(client, "PUT", full_key(client, key), data, len));
 }
 
 /*
@@ -1095,10 +1108,6 @@ part_done(void *arg, S3Request *req)
 	feed->buffer_busy[slot] = false;
 }
 
-/*
- * Upload a large file in parts, UPLOAD_CONCURRENCY in flight at any time,
- * then complete the upload; any error or cancel aborts it.
- */
 /* CreateMultipartUpload: the upload id of key. */
 static char *
 create_multipart(S3Client *client, const char *key)
@@ -1107,18 +1116,7 @@ create_multipart(S3Client *client, const char *key)
 	char *upload_id;
 
 	add_query(create, "uploads", NULL);
-	PG_TRY();
-	{
-		run_request(create);
-	}
-	PG_CATCH();
-	{
-		free_request(create);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	upload_id = xml_element(create->response, "UploadId", NULL);
-	free_request(create);
+	upload_id = xml_element(run_and_free(create)->data, "UploadId", NULL);
 	if (upload_id == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
@@ -1147,24 +1145,19 @@ complete_multipart(PartFeed *feed)
 	appendStringInfoString(&xml, "</CompleteMultipartUpload>");
 	complete = new_request(feed->client, "POST", feed->key, xml.data, xml.len);
 	add_query(complete, "uploadId", feed->upload_id);
-	PG_TRY();
-	{
-		run_request(complete);
-		/* S3 may report a failure inside a 200 response */
-		error_code = xml_element(complete->response, "Code", NULL);
-		if (error_code)
-			ereport(ERROR,
-					(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
-					 errmsg("S3 could not complete the upload of \"%s\": %s",
-							feed->key, error_code)));
-	}
-	PG_FINALLY();
-	{
-		free_request(complete);
-	}
-	PG_END_TRY();
+	/* S3 may report a failure inside a 200 response */
+	error_code = xml_element(run_and_free(complete)->data, "Code", NULL);
+	if (error_code)
+		ereport(ERROR,
+				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+				 errmsg("S3 could not complete the upload of \"%s\": %s",
+						feed->key, error_code)));
 }
 
+/*
+ * Upload a large file in parts, UPLOAD_CONCURRENCY in flight at any time,
+ * then complete the upload; any error or cancel aborts it.
+ */
 static void
 put_multipart(S3Client *client, const char *key, int fd, const char *path,
 			  int64 size)
@@ -1256,22 +1249,8 @@ s3_put_file(S3Client *client, const char *key, const char *path)
 StringInfo
 s3_get(S3Client *client, const char *key)
 {
-	S3Request *req =
-		new_request(client, "GET", full_key(client, key), NULL, 0);
-	StringInfo result = makeStringInfo();
-
-	PG_TRY();
-	{
-		run_request(req);
-		if (req->response_len > 0)
-			appendBinaryStringInfo(result, req->response, req->response_len);
-	}
-	PG_FINALLY();
-	{
-		free_request(req);
-	}
-	PG_END_TRY();
-	return result;
+	return run_and_free(
+		new_request(client, "GET", full_key(client, key), NULL, 0));
 }
 
 /*
@@ -1320,45 +1299,34 @@ list_page(S3Client *client, const char *full_prefix, const char *token,
 		  size_t strip, List **result)
 {
 	S3Request *req = new_request(client, "GET", NULL, NULL, 0);
-	char *volatile next = NULL;
+	const char *response;
+	const char *p;
+	char *key;
 
 	add_query(req, "list-type", "2");
 	add_query(req, "prefix", full_prefix);
 	if (token)
 		add_query(req, "continuation-token", token);
-	PG_TRY();
+	response = run_and_free(req)->data;
+	p = response;
+	while ((p = strstr(p, "<Contents>")) != NULL)
 	{
-		const char *p;
-		char *key;
+		const char *end = strstr(p, "</Contents>");
+		char *block = end ? pnstrdup(p, end - p) : pstrdup(p);
+		char *size = xml_element(block, "Size", NULL);
+		S3Object *obj = palloc(sizeof(S3Object));
 
-		run_request(req);
-		p = req->response;
-		while (p && (p = strstr(p, "<Contents>")) != NULL)
-		{
-			const char *end = strstr(p, "</Contents>");
-			char *block = end ? pnstrdup(p, end - p) : pstrdup(p);
-			char *size = xml_element(block, "Size", NULL);
-			S3Object *obj = palloc(sizeof(S3Object));
-
-			key = xml_element(block, "Key", NULL);
-			obj->key =
-				key && strlen(key) >= strip ? pstrdup(key + strip) : key;
-			obj->size = size ? strtoll(size, NULL, 10) : 0;
-			if (obj->key)
-				*result = lappend(*result, obj);
-			p = end ? end : p + 1;
-		}
-		key = xml_element(req->response, "IsTruncated", NULL);
-		next = key && strcmp(key, "true") == 0
-				   ? xml_element(req->response, "NextContinuationToken", NULL)
-				   : NULL;
+		key = xml_element(block, "Key", NULL);
+		obj->key = key && strlen(key) >= strip ? pstrdup(key + strip) : key;
+		obj->size = size ? strtoll(size, NULL, 10) : 0;
+		if (obj->key)
+			*result = lappend(*result, obj);
+		p = end ? end : p + 1;
 	}
-	PG_FINALLY();
-	{
-		free_request(req);
-	}
-	PG_END_TRY();
-	return next;
+	key = xml_element(response, "IsTruncated", NULL);
+	return key && strcmp(key, "true") == 0
+			   ? xml_element(response, "NextContinuationToken", NULL)
+			   : NULL;
 }
 
 List *
@@ -1375,38 +1343,31 @@ s3_list(S3Client *client, const char *prefix)
 	return result;
 }
 
-/*
- * DeleteObjects in batches of 1000 keys (relative to s3_prefix); returns
- * how many keys were sent.
- */
 /* One DeleteObjects request (s3_delete): body and its Content-MD5. */
 static void
 delete_batch(S3Client *client, StringInfo xml, char *md5)
 {
 	S3Request *req = new_request(client, "POST", NULL, xml->data, xml->len);
+	const char *response;
+	char *code;
 
 	add_query(req, "delete", NULL);
 	req->content_md5 = md5;
-	PG_TRY();
-	{
-		char *code;
-
-		run_request(req);
-		code = xml_element(req->response, "Code", NULL);
-		if (code)
-			ereport(ERROR,
-					(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
-					 errmsg("S3 could not delete \"%s\": %s",
-							xml_element(req->response, "Key", NULL), code),
-					 error_hint(code) ? errhint("%s", error_hint(code)) : 0));
-	}
-	PG_FINALLY();
-	{
-		free_request(req);
-	}
-	PG_END_TRY();
+	response = run_and_free(req)->data;
+	/* S3 reports a key it could not delete inside a 200 response */
+	code = xml_element(response, "Code", NULL);
+	if (code)
+		ereport(ERROR,
+				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+				 errmsg("S3 could not delete \"%s\": %s",
+						xml_element(response, "Key", NULL), code),
+				 error_hint(code) ? errhint("%s", error_hint(code)) : 0));
 }
 
+/*
+ * DeleteObjects in batches of 1000 keys (relative to s3_prefix); returns
+ * how many keys were sent.
+ */
 int
 s3_delete(S3Client *client, List *keys)
 {
@@ -1460,15 +1421,5 @@ s3_delete(S3Client *client, List *keys)
 void
 s3_head_bucket(S3Client *client)
 {
-	S3Request *req = new_request(client, "HEAD", NULL, NULL, 0);
-
-	PG_TRY();
-	{
-		run_request(req);
-	}
-	PG_FINALLY();
-	{
-		free_request(req);
-	}
-	PG_END_TRY();
+	(void) run_and_free(new_request(client, "HEAD", NULL, NULL, 0));
 }
