@@ -43,8 +43,10 @@
 #include "miscadmin.h"
 #include "mb/pg_wchar.h"
 #include "pgstat.h"
+#include "pgtime.h"
 #include "storage/latch.h"
 #include "utils/builtins.h"
+#include "utils/date.h"
 #include "utils/float.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -151,7 +153,10 @@ typedef enum ColumnOutput
 	OUTPUT_INT8,
 	OUTPUT_BOOL,
 	OUTPUT_FLOAT4, /* shortest exact, as float4out with extra_float_digits */
-	OUTPUT_FLOAT8
+	OUTPUT_FLOAT8,
+	OUTPUT_DATE,	   /* 1..9999 AD with DateStyle ISO */
+	OUTPUT_TIMESTAMP,  /* the same */
+	OUTPUT_TIMESTAMPTZ /* the same, with TimeZone UTC */
 } ColumnOutput;
 
 /* Everything one apply knows. */
@@ -915,7 +920,7 @@ column_text(Apply *apply, int i, size_t *len)
 	MemoryContext old = MemoryContextSwitchTo(apply->row_context);
 	Datum value = apply->values[i];
 	char *digits = NULL;
-	const char *data;
+	const char *data = NULL;
 
 	switch (apply->output_kind[i])
 	{
@@ -925,6 +930,11 @@ column_text(Apply *apply, int i, size_t *len)
 		case OUTPUT_FLOAT4:
 		case OUTPUT_FLOAT8:
 			digits = palloc(Max(MAXINT8LEN, DOUBLE_SHORTEST_DECIMAL_LEN) + 1);
+			break;
+		case OUTPUT_DATE:
+		case OUTPUT_TIMESTAMP:
+		case OUTPUT_TIMESTAMPTZ:
+			digits = palloc(STAGE_DATETIME_TEXT_MAX);
 			break;
 		default:
 			break;
@@ -965,10 +975,28 @@ column_text(Apply *apply, int i, size_t *len)
 				double_to_shortest_decimal_bufn(DatumGetFloat8(value), digits);
 			data = digits;
 			break;
-		default:
-			data = OutputFunctionCall(&apply->output[i], value);
-			*len = strlen(data);
+		case OUTPUT_DATE:
+			*len = stage_date_text(DatumGetDateADT(value), digits);
+			data = *len ? digits : NULL;
 			break;
+		case OUTPUT_TIMESTAMP:
+			*len =
+				stage_timestamp_text(DatumGetTimestamp(value), false, digits);
+			data = *len ? digits : NULL;
+			break;
+		case OUTPUT_TIMESTAMPTZ:
+			*len =
+				stage_timestamp_text(DatumGetTimestampTz(value), true, digits);
+			data = *len ? digits : NULL;
+			break;
+		default:
+			break;
+	}
+	/* other types, and dates BC, after 9999 or infinite */
+	if (data == NULL)
+	{
+		data = OutputFunctionCall(&apply->output[i], value);
+		*len = strlen(data);
 	}
 	MemoryContextSwitchTo(old);
 	return data;
@@ -1199,9 +1227,22 @@ changes_startup(DestReceiver *self, int operation, TupleDesc desc)
 			apply->output_kind[i] = OUTPUT_FLOAT4;
 		else if (type == FLOAT8OID && extra_float_digits > 0)
 			apply->output_kind[i] = OUTPUT_FLOAT8;
+		/* dates and times directly in the apply's DateStyle and TimeZone */
+		else if (type == DATEOID && DateStyle == USE_ISO_DATES)
+			apply->output_kind[i] = OUTPUT_DATE;
+		else if (type == TIMESTAMPOID && DateStyle == USE_ISO_DATES)
+			apply->output_kind[i] = OUTPUT_TIMESTAMP;
+		else if (type == TIMESTAMPTZOID && DateStyle == USE_ISO_DATES &&
+				 strcmp(pg_get_timezone_name(session_timezone), "UTC") == 0)
+			apply->output_kind[i] = OUTPUT_TIMESTAMPTZ;
 		else
-		{
 			apply->output_kind[i] = OUTPUT_FUNCTION;
+		/* also for the dates and times written another way */
+		if (apply->output_kind[i] == OUTPUT_FUNCTION ||
+			apply->output_kind[i] == OUTPUT_DATE ||
+			apply->output_kind[i] == OUTPUT_TIMESTAMP ||
+			apply->output_kind[i] == OUTPUT_TIMESTAMPTZ)
+		{
 			getTypeOutputInfo(type, &output, &varlena);
 			fmgr_info_cxt(output, &apply->output[i], receiver->context);
 		}

@@ -72,6 +72,103 @@ csv_field(char *out, const char *value, size_t len, bool quoted)
 	return len;
 }
 
+/* Days from 0000-03-01 to 2000-01-01, in the proleptic Gregorian calendar. */
+#define DAYS_TO_2000 730425
+#define USECS_PER_DAY INT64_C(86400000000)
+/* 0001-01-01 and 9999-12-31 as days since 2000-01-01. */
+#define FIRST_DAY (-730119)
+#define LAST_DAY 2921939
+
+/* Write value as width decimal digits (zero-padded); returns the end. */
+static char *
+put_digits(char *out, unsigned value, int width)
+{
+	int i;
+
+	for (i = width - 1; i >= 0; i--)
+	{
+		out[i] = (char) ('0' + value % 10);
+		value /= 10;
+	}
+	return out + width;
+}
+
+/*
+ * "YYYY-MM-DD" of a day in 1..9999 AD (days since 2000-01-01), by
+ * counting 400-year eras from 0000-03-01 (H. Hinnant's civil_from_days):
+ * the same proleptic Gregorian calendar as PostgreSQL's j2date.
+ */
+static char *
+put_date(char *out, int64_t days)
+{
+	int64_t z = days + DAYS_TO_2000;
+	int64_t era = z / 146097; /* z > 0 in 1..9999 */
+	unsigned doe = (unsigned) (z - era * 146097);
+	unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	unsigned mp = (5 * doy + 2) / 153;
+	unsigned day = doy - (153 * mp + 2) / 5 + 1;
+	unsigned month = mp < 10 ? mp + 3 : mp - 9;
+	unsigned year = (unsigned) (yoe + era * 400) + (month <= 2);
+
+	out = put_digits(out, year, 4);
+	*out++ = '-';
+	out = put_digits(out, month, 2);
+	*out++ = '-';
+	return put_digits(out, day, 2);
+}
+
+size_t
+stage_date_text(int32_t days, char *out)
+{
+	if (days < FIRST_DAY || days > LAST_DAY)
+		return 0;
+	return (size_t) (put_date(out, days) - out);
+}
+
+size_t
+stage_timestamp_text(int64_t usecs, bool utc_offset, char *out)
+{
+	int64_t days;
+	int64_t time;
+	unsigned seconds;
+	unsigned fraction;
+	char *p;
+
+	/* floor division: times before 2000 belong to the day before */
+	days = usecs / USECS_PER_DAY;
+	time = usecs % USECS_PER_DAY;
+	if (time < 0)
+	{
+		days--;
+		time += USECS_PER_DAY;
+	}
+	if (days < FIRST_DAY || days > LAST_DAY)
+		return 0;
+	p = put_date(out, days);
+	seconds = (unsigned) (time / 1000000);
+	fraction = (unsigned) (time % 1000000);
+	*p++ = ' ';
+	p = put_digits(p, seconds / 3600, 2);
+	*p++ = ':';
+	p = put_digits(p, seconds / 60 % 60, 2);
+	*p++ = ':';
+	p = put_digits(p, seconds % 60, 2);
+	if (fraction != 0)
+	{
+		*p++ = '.';
+		p = put_digits(p, fraction, 6);
+		while (p[-1] == '0')
+			p--;
+	}
+	if (utc_offset)
+	{
+		memcpy(p, "+00", 3);
+		p += 3;
+	}
+	return (size_t) (p - out);
+}
+
 /*
  * COPY compares a field with the NULL text after removing its quotes, so
  * a value equal to it cannot be told from a NULL.

@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* What a NULL is written as (COPY ... NULL AS '\\N'), never quoted. */
 #define STAGE_NULL_TEXT "\\N"
@@ -64,6 +65,25 @@ extern size_t csv_field_length(const char *value, size_t len, bool *quoted);
  * (room for that many bytes); returns the bytes written.
  */
 extern size_t csv_field(char *out, const char *value, size_t len, bool quoted);
+
+/* Room stage_date_text and stage_timestamp_text need (NUL included). */
+#define STAGE_DATETIME_TEXT_MAX 32
+
+/*
+ * The ISO text PostgreSQL writes (DateStyle ISO) for a date given as days
+ * since 2000-01-01 (a DateADT): "YYYY-MM-DD".  Returns the bytes written
+ * (no NUL), or 0 when the year is outside 1..9999 (and infinity): the
+ * caller writes those through the output function.
+ */
+extern size_t stage_date_text(int32_t days, char *out);
+
+/*
+ * The same for a timestamp given as microseconds since 2000-01-01 (a
+ * Timestamp, or a TimestampTz in UTC): "YYYY-MM-DD HH:MM:SS", then the
+ * fraction without trailing zeros when there is one, then "+00" when
+ * utc_offset (timestamptz_out's text with TimeZone UTC).
+ */
+extern size_t stage_timestamp_text(int64_t usecs, bool utc_offset, char *out);
 
 /* Whether a non-NULL value would read back as NULL (it is the NULL text). */
 extern bool csv_value_reads_as_null(const char *value, size_t len);

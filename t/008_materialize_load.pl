@@ -232,6 +232,26 @@ is(backing_sql(sprintf("SELECT $numbers FROM $schema.numbers", 'f4::text')),
 	sql(sprintf("SELECT $numbers FROM numbers", 'f4::text::float8::text')),
 	'numbers: integers, booleans and floats arrive as they were');
 
+# Dates and times are written directly in 1..9999 AD (the output function's
+# text), through the output function before and after.
+sql(q{CREATE TABLE moments (id int PRIMARY KEY, d date, ts timestamp, tz timestamptz);
+      SET timezone = 'America/St_Johns';
+      INSERT INTO moments VALUES
+        (1, '0001-01-01', '0001-01-01 00:00:00', '0001-01-01 00:00:00+00'),
+        (2, '9999-12-31', '9999-12-31 23:59:59.999999', '9999-12-31 23:59:59.999999+00'),
+        (3, '1969-12-31', '1969-12-31 23:59:59.5', '1969-12-31 23:59:59.000001+00'),
+        (4, '2000-02-29', '2000-01-01 00:00:00', '2000-01-01 00:00:00.01+05:30'),
+        (5, '1900-03-01', '1899-12-31 12:00:00.12345', '2024-02-29 12:34:56.12345-03:30'),
+        (6, '0044-03-15 BC', '10000-01-01 00:00:00', '0002-01-01 00:00:00+00'),
+        (7, NULL, NULL, NULL);
+      RESET timezone;
+      SELECT name FROM redshift_fdw.create_materialization('moments', 'moments', 'rs')});
+is(sql("SELECT redshift_fdw.sync('moments')"), '7', 'moments: first sync');
+my $moments = q{string_agg(concat_ws('|', id, d, ts, tz AT TIME ZONE 'UTC'), E'\n' ORDER BY id)};
+is(backing_sql("SET datestyle = 'ISO, YMD'; SELECT $moments FROM $schema.moments"),
+	sql("SET datestyle = 'ISO, YMD'; SELECT $moments FROM moments"),
+	'moments: dates and times arrive as they were');
+
 # The same values through delta images (jsonb): the first sync reads the
 # table, later ones the images, most columns straight from the image text.
 sql(q{CREATE TABLE shapes_d AS SELECT * FROM shapes WHERE false;

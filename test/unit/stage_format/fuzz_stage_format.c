@@ -2,9 +2,11 @@
  * fuzz_stage_format.c
  *		libFuzzer harness for src/stage_format.c: a quoted CSV field must
  *		parse back (RFC 4180) to the value; a JSON-escaped string must hold
- *		no raw control character, quote or lone backslash and unescape back.
+ *		no raw control character, quote or lone backslash and unescape back;
+ *		a timestamp's text must read back to the same microsecond.
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -90,6 +92,71 @@ json_unescape(const char *s, size_t len, char *out)
 	return (long) n;
 }
 
+/* Days since 2000-01-01 of a proleptic Gregorian date (days_from_civil). */
+static int64_t
+days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+	int64_t era;
+	unsigned yoe;
+	unsigned doy;
+	unsigned doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = (unsigned) (y - era * 400);
+	doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + (int64_t) doe - 730425;
+}
+
+/*
+ * A timestamp's text reads back to it, or is left to the output function
+ * exactly outside 0001-01-01 .. 9999-12-31.
+ */
+static void
+check_timestamp(int64_t usecs)
+{
+	char out[STAGE_DATETIME_TEXT_MAX];
+	char text[STAGE_DATETIME_TEXT_MAX];
+	size_t n = stage_timestamp_text(usecs, true, out);
+	int64_t first = INT64_C(-63082281600000000);
+	int64_t last = INT64_C(252455615999999999);
+	int y, mo, d, h, mi, s, used = 0;
+	int64_t back;
+	int64_t fraction = 0;
+
+	if ((n == 0) != (usecs < first || usecs > last))
+		__builtin_trap();
+	if (n == 0)
+		return;
+	if (n >= sizeof(text) || n < 22 || memcmp(out + n - 3, "+00", 3) != 0)
+		__builtin_trap();
+	memcpy(text, out, n - 3);
+	text[n - 3] = '\0';
+	if (sscanf(text, "%4d-%2d-%2d %2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &s,
+			   &used) != 6 ||
+		used != 19 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 ||
+		mi > 59 || s > 59)
+		__builtin_trap();
+	if (text[19] != '\0')
+	{
+		size_t digits = strlen(text + 20);
+
+		if (text[19] != '.' || digits < 1 || digits > 6 ||
+			text[19 + digits] == '0')
+			__builtin_trap();
+		fraction = strtol(text + 20, NULL, 10);
+		while (digits++ < 6)
+			fraction *= 10;
+	}
+	back = (days_from_civil(y, (unsigned) mo, (unsigned) d) * 86400 +
+			h * 3600 + mi * 60 + s) *
+			   INT64_C(1000000) +
+		   fraction;
+	if (back != usecs)
+		__builtin_trap();
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -159,6 +226,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				match = i;
 		if (parsed != (match >= 0) || (parsed && (int) c != match))
 			__builtin_trap();
+	}
+	/* the first bytes as a timestamp, and scaled into 1..9999 AD */
+	if (size >= sizeof(int64_t))
+	{
+		int64_t usecs;
+
+		memcpy(&usecs, data, sizeof(usecs));
+		check_timestamp(usecs);
+		check_timestamp(INT64_C(-63082281600000000) +
+						(int64_t) ((uint64_t) usecs %
+								   UINT64_C(315537897600000000)));
 	}
 	free(escaped);
 	free(quoted);

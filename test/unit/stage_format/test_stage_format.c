@@ -1,12 +1,14 @@
 /*
  * test_stage_format.c
  *		Table-driven unit tests of src/stage_format.c: CSV fields, JSON
- *		strings, the 1023 classifier, VARCHAR widths and retry delays.
+ *		strings, date and timestamp texts, the 1023 classifier, VARCHAR
+ *		widths and retry delays.
  *
  * Prints one line per failure and a summary "stage_format: N passed, M
  * failed"; exits non-zero if anything failed.
  */
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,6 +177,102 @@ test_widths(void)
 	check(stage_retry_delay_ms(0, 2.0) >= 500, "bad input", "0");
 }
 
+/* A date (days since 2000-01-01) and its text, as PostgreSQL writes it. */
+typedef struct DateCase
+{
+	int32_t days;
+	const char *text;
+} DateCase;
+
+static const DateCase date_cases[] = {
+	{-730119, "0001-01-01"}, {-730060, "0001-03-01"}, {-728965, "0004-02-29"},
+	{-152384, "1582-10-15"}, {-36466, "1900-02-28"},  {-36465, "1900-03-01"},
+	{-10958, "1969-12-31"},	 {-10957, "1970-01-01"},  {-1, "1999-12-31"},
+	{0, "2000-01-01"},		 {59, "2000-02-29"},	  {9131, "2024-12-31"},
+	{36584, "2100-03-01"},	 {2921939, "9999-12-31"},
+};
+
+/* A timestamp (microseconds since 2000-01-01) and its text. */
+typedef struct TimestampCase
+{
+	int64_t usecs;
+	const char *text;
+} TimestampCase;
+
+static const TimestampCase timestamp_cases[] = {
+	{INT64_C(-63082281600000000), "0001-01-01 00:00:00"},
+	{INT64_C(-946684800000001), "1969-12-31 23:59:59.999999"},
+	{-500000, "1999-12-31 23:59:59.5"},
+	{INT64_C(-86399990000), "1999-12-31 00:00:00.01"},
+	{0, "2000-01-01 00:00:00"},
+	{1, "2000-01-01 00:00:00.000001"},
+	{INT64_C(762525296123450), "2024-02-29 12:34:56.12345"},
+	{INT64_C(252455615999999999), "9999-12-31 23:59:59.999999"},
+};
+
+/* Dates and timestamps in 1..9999 AD, and the ones left to the caller. */
+static void
+test_datetime(void)
+{
+	char out[STAGE_DATETIME_TEXT_MAX];
+	char with_zone[STAGE_DATETIME_TEXT_MAX];
+	size_t i;
+	size_t n;
+
+	for (i = 0; i < sizeof(date_cases) / sizeof(date_cases[0]); i++)
+	{
+		n = stage_date_text(date_cases[i].days, out);
+		check(n == strlen(date_cases[i].text) &&
+				  memcmp(out, date_cases[i].text, n) == 0,
+			  "date text", date_cases[i].text);
+	}
+	for (i = 0; i < sizeof(timestamp_cases) / sizeof(timestamp_cases[0]); i++)
+	{
+		const char *text = timestamp_cases[i].text;
+
+		n = stage_timestamp_text(timestamp_cases[i].usecs, false, out);
+		check(n == strlen(text) && memcmp(out, text, n) == 0,
+			  "timestamp text", text);
+		snprintf(with_zone, sizeof(with_zone), "%s+00", text);
+		n = stage_timestamp_text(timestamp_cases[i].usecs, true, out);
+		check(n == strlen(with_zone) && memcmp(out, with_zone, n) == 0,
+			  "timestamptz text", with_zone);
+	}
+	/* BC, past 9999 and infinity go through the output function */
+	check(stage_date_text(-730120, out) == 0, "date before 0001", "-730120");
+	check(stage_date_text(2921940, out) == 0, "date after 9999", "2921940");
+	check(stage_date_text(INT32_MIN, out) == 0, "-infinity date", "INT32_MIN");
+	check(stage_date_text(INT32_MAX, out) == 0, "infinity date", "INT32_MAX");
+	check(stage_timestamp_text(INT64_C(-63082281600000001), true, out) == 0,
+		  "timestamp before 0001", "-63082281600000001");
+	check(stage_timestamp_text(INT64_C(252455616000000000), true, out) == 0,
+		  "timestamp after 9999", "252455616000000000");
+	check(stage_timestamp_text(INT64_MIN, false, out) == 0,
+		  "-infinity timestamp", "INT64_MIN");
+	check(stage_timestamp_text(INT64_MAX, false, out) == 0,
+		  "infinity timestamp", "INT64_MAX");
+	/* every day of 1..9999 follows the day before, with no gap */
+	{
+		int32_t day;
+		char prev[STAGE_DATETIME_TEXT_MAX];
+		bool in_order = true;
+
+		stage_date_text(-730119, prev);
+		for (day = -730118; day <= 2921939 && in_order; day++)
+		{
+			n = stage_date_text(day, out);
+			in_order = n == 10 && memcmp(prev, out, 10) < 0 &&
+					   out[4] == '-' && out[7] == '-' &&
+					   (memcmp(out + 5, prev + 5, 2) == 0
+							? atoi(out + 8) == atoi(prev + 8) + 1
+							: atoi(out + 8) == 1);
+			memcpy(prev, out, 10);
+		}
+		check(in_order && memcmp(prev, "9999-12-31", 10) == 0,
+			  "consecutive days", prev);
+	}
+}
+
 static void
 test_compression(void)
 {
@@ -211,6 +309,7 @@ main(void)
 	test_json();
 	test_conflict();
 	test_widths();
+	test_datetime();
 	printf("stage_format: %d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
 }
