@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "schedule.h"
+#include "../civil_days.h"
 
 #define SECOND_US INT64_C(1000000)
 #define MINUTE_US (60 * SECOND_US)
@@ -33,26 +34,6 @@ check(Tally *tally, bool ok, const char *name, const char *detail)
 	}
 	tally->failed++;
 	printf("FAIL %s: %s\n", name, detail);
-}
-
-/*
- * Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
- * days_from_civil), so expectations can be written as calendar times.
- */
-static int64_t
-days_from_civil(int64_t y, int m, int d)
-{
-	int64_t era;
-	int64_t yoe;
-	int64_t doy;
-	int64_t doe;
-
-	y -= m <= 2;
-	era = (y >= 0 ? y : y - 399) / 400;
-	yoe = y - era * 400;
-	doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + doe - 719468;
 }
 
 /* Microseconds since the epoch of a UTC calendar time. */
@@ -484,8 +465,7 @@ test_retry_delay(Tally *tally)
 		  "second retry", "two seconds");
 	check(tally, schedule_retry_delay(&minute, 4, 0.0) == 8 * SECOND_US,
 		  "fourth retry", "eight seconds");
-	check(tally,
-		  schedule_retry_delay(&minute, 4, 1.0) == 10 * SECOND_US,
+	check(tally, schedule_retry_delay(&minute, 4, 1.0) == 10 * SECOND_US,
 		  "fourth retry, full jitter", "ten seconds");
 	check(tally, schedule_retry_delay(&minute, 7, 0.0) == MINUTE_US,
 		  "seventh retry", "capped at the interval");

@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "stage_format.h"
+#include "../civil_days.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -81,8 +82,8 @@ json_unescape(const char *s, size_t len, char *out)
 			case 'u':
 				if (i + 4 >= len || strncmp(s + i + 1, "00", 2) != 0)
 					return -1;
-				out[n++] = (char) strtol((char[]){s[i + 3], s[i + 4], 0},
-										 NULL, 16);
+				out[n++] =
+					(char) strtol((char[]){s[i + 3], s[i + 4], 0}, NULL, 16);
 				i += 4;
 				break;
 			default:
@@ -92,22 +93,8 @@ json_unescape(const char *s, size_t len, char *out)
 	return (long) n;
 }
 
-/* Days since 2000-01-01 of a proleptic Gregorian date (days_from_civil). */
-static int64_t
-days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-	int64_t era;
-	unsigned yoe;
-	unsigned doy;
-	unsigned doe;
-
-	y -= m <= 2;
-	era = (y >= 0 ? y : y - 399) / 400;
-	yoe = (unsigned) (y - era * 400);
-	doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + (int64_t) doe - 730425;
-}
+/* 1970-01-01 to 2000-01-01, in days */
+#define DAYS_1970_TO_2000 10957
 
 /*
  * A timestamp's text reads back to it, or is left to the output function
@@ -149,7 +136,7 @@ check_timestamp(int64_t usecs)
 		while (digits++ < 6)
 			fraction *= 10;
 	}
-	back = (days_from_civil(y, (unsigned) mo, (unsigned) d) * 86400 +
+	back = ((days_from_civil(y, mo, d) - DAYS_1970_TO_2000) * 86400 +
 			h * 3600 + mi * 60 + s) *
 			   INT64_C(1000000) +
 		   fraction;
@@ -192,10 +179,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (n != (long) size || memcmp(back, value, size) != 0)
 				__builtin_trap();
 		}
-		else if (size == 0 || flen != size || memcmp(field, value, size) != 0 ||
-				 memchr(value, '"', size) || memchr(value, ',', size) ||
-				 memchr(value, '\n', size) || memchr(value, '\r', size) ||
-				 value[0] == ' ' || value[0] == '\t' || value[size - 1] == ' ' ||
+		else if (size == 0 || flen != size ||
+				 memcmp(field, value, size) != 0 || memchr(value, '"', size) ||
+				 memchr(value, ',', size) || memchr(value, '\n', size) ||
+				 memchr(value, '\r', size) || value[0] == ' ' ||
+				 value[0] == '\t' || value[size - 1] == ' ' ||
 				 value[size - 1] == '\t')
 			__builtin_trap();
 		free(field);
@@ -234,9 +222,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		memcpy(&usecs, data, sizeof(usecs));
 		check_timestamp(usecs);
-		check_timestamp(INT64_C(-63082281600000000) +
-						(int64_t) ((uint64_t) usecs %
-								   UINT64_C(315537897600000000)));
+		check_timestamp(
+			INT64_C(-63082281600000000) +
+			(int64_t) ((uint64_t) usecs % UINT64_C(315537897600000000)));
 	}
 	free(escaped);
 	free(quoted);
