@@ -910,9 +910,10 @@ prepare_target(Apply *apply)
 
 /*
  * The text of column i of the change row (len bytes, no NUL promised): a
- * text as it is, any other value through its output function, made in the
- * row context.  The changes query returns most types as they are, so no
- * row is formed of their texts first.
+ * text as it is, the common types of ColumnOutput written directly, any
+ * other value through its output function, made in the row context.  The
+ * changes query returns most types as they are, so no row is formed of
+ * their texts first.
  */
 static const char *
 column_text(Apply *apply, int i, size_t *len)
