@@ -159,6 +159,12 @@ typedef enum ColumnOutput
 	OUTPUT_TIMESTAMPTZ /* the same, with TimeZone UTC */
 } ColumnOutput;
 
+/* Room for the text of a value column_text writes directly. */
+#define VALUE_TEXT_MAX                                 \
+	(Max(Max(MAXINT8LEN, DOUBLE_SHORTEST_DECIMAL_LEN), \
+		 STAGE_DATETIME_TEXT_MAX) +                    \
+	 1)
+
 /* Everything one apply knows. */
 typedef struct Apply
 {
@@ -204,7 +210,9 @@ typedef struct Apply
 	ColumnOutput *output_kind; /* per column of the changes query: how its
 								* value becomes text */
 	FmgrInfo *output;		   /* the output function, for OUTPUT_FUNCTION */
-	MemoryContext row_context; /* a change row's texts */
+	char value_text[VALUE_TEXT_MAX]; /* a value written directly; valid until
+									  * the next column_text */
+	MemoryContext row_context;		 /* a change row's texts */
 	int64 rows;
 	int64 bytes;
 
@@ -911,7 +919,8 @@ prepare_target(Apply *apply)
 /*
  * The text of column i of the change row (len bytes, no NUL promised): a
  * text as it is, the common types of ColumnOutput written directly, any
- * other value through its output function, made in the row context.  The
+ * other value through its output function, made in the row context (the
+ * direct texts in apply->value_text, valid until the next call).  The
  * changes query returns most types as they are, so no row is formed of
  * their texts first.
  */
@@ -920,26 +929,9 @@ column_text(Apply *apply, int i, size_t *len)
 {
 	MemoryContext old = MemoryContextSwitchTo(apply->row_context);
 	Datum value = apply->values[i];
-	char *digits = NULL;
+	char *digits = apply->value_text;
 	const char *data = NULL;
 
-	switch (apply->output_kind[i])
-	{
-		case OUTPUT_INT2:
-		case OUTPUT_INT4:
-		case OUTPUT_INT8:
-		case OUTPUT_FLOAT4:
-		case OUTPUT_FLOAT8:
-			digits = palloc(Max(MAXINT8LEN, DOUBLE_SHORTEST_DECIMAL_LEN) + 1);
-			break;
-		case OUTPUT_DATE:
-		case OUTPUT_TIMESTAMP:
-		case OUTPUT_TIMESTAMPTZ:
-			digits = palloc(STAGE_DATETIME_TEXT_MAX);
-			break;
-		default:
-			break;
-	}
 	switch (apply->output_kind[i])
 	{
 		case OUTPUT_TEXT:
