@@ -425,38 +425,35 @@ def s3_error(exc, context):
                     detail="context: %s" % context)
 
 
+Source = collections.namedtuple("Source", "bucket key mandatory")
+Source.__doc__ = """One S3 object a COPY reads; mandatory is None for an
+object found under a prefix, else the manifest entry's flag."""
+Source.url = property(lambda self: "s3://%s/%s" % (self.bucket, self.key))
+
+
 def list_copy_sources(client, spec):
     """The S3 objects a COPY reads: the manifest's entries, or every
-    object under the prefix."""
+    object under the prefix.  Manifest entries are not looked up here: a
+    missing one is found when it is read (see open_source), as one
+    request instead of two, and the load fails or skips it then."""
     bucket, key = parse_s3_url(spec.source)
     try:
         if spec.opts.manifest:
             body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
             try:
                 entries = json.loads(body)["entries"]
-            except (ValueError, KeyError, TypeError):
+                return [Source(*parse_s3_url(entry["url"]),
+                               bool(entry.get("mandatory")))
+                        for entry in entries]
+            except (ValueError, KeyError, TypeError, AttributeError):
                 raise SimError("XX000", "Manifest file is not in correct "
                                "json format", detail="manifest: %s"
                                % spec.source)
-            sources = []
-            for entry in entries:
-                ebucket, ekey = parse_s3_url(entry["url"])
-                try:
-                    client.head_object(Bucket=ebucket, Key=ekey)
-                except botocore.exceptions.ClientError as exc:
-                    if entry.get("mandatory"):
-                        raise SimError(
-                            "XX000", "Manifest file entry %s is mandatory "
-                            "but the file does not exist" % entry["url"],
-                            detail=str(exc))
-                    continue
-                sources.append((ebucket, ekey))
-            return sources
         sources = []
         paginator = client.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=bucket, Prefix=key):
             for obj in page.get("Contents", []):
-                sources.append((bucket, obj["Key"]))
+                sources.append(Source(bucket, obj["Key"], None))
         if not sources:
             raise SimError("XX000", "The specified S3 prefix '%s' does not "
                            "exist" % key, detail="bucket: %s" % bucket)
@@ -467,13 +464,23 @@ def list_copy_sources(client, spec):
         raise s3_error(exc, "Listing bucket=%s prefix=%s" % (bucket, key))
 
 
-def open_source(client, bucket, key, compression):
-    """A binary stream of one source object, decompressed."""
+def open_source(client, source, compression):
+    """A binary stream of one source object, decompressed; None for a
+    manifest entry that is missing and not mandatory (COPY skips it)."""
     try:
-        body = client.get_object(Bucket=bucket, Key=key)["Body"]
-    except (botocore.exceptions.ClientError,
-            botocore.exceptions.BotoCoreError) as exc:
-        raise s3_error(exc, "S3 key: s3://%s/%s" % (bucket, key))
+        body = client.get_object(Bucket=source.bucket, Key=source.key)["Body"]
+    except botocore.exceptions.ClientError as exc:
+        missing = exc.response.get("Error", {}).get("Code") in (
+            "NoSuchKey", "404")
+        if source.mandatory is not None and missing:
+            if not source.mandatory:
+                return None
+            raise SimError("XX000", "Manifest file entry %s is mandatory "
+                           "but the file does not exist" % source.url,
+                           detail=str(exc))
+        raise s3_error(exc, "S3 key: %s" % source.url)
+    except botocore.exceptions.BotoCoreError as exc:
+        raise s3_error(exc, "S3 key: %s" % source.url)
     if compression == "GZIP":
         return gzip.GzipFile(fileobj=body)
     if compression == "BZIP2":
@@ -772,10 +779,12 @@ class Staged:
 def stage_rows(client, sources, spec, cols):
     """Read and convert every source row into a local staging file."""
     staged = Staged()
-    for source_index, (bucket, key) in enumerate(sources):
-        url = "s3://%s/%s" % (bucket, key)
+    for source_index, source in enumerate(sources):
+        url = source.url
         staged.urls.append(url)
-        stream = open_source(client, bucket, key, spec.opts.compression)
+        stream = open_source(client, source, spec.opts.compression)
+        if stream is None:
+            continue
         try:
             for lineno, raw, values in records(stream, spec, cols):
                 if isinstance(values, RowError):
@@ -1154,10 +1163,11 @@ class FastFeed:
         self.plan, self.opts = plan, opts
 
     def chunks(self):
-        for bucket, key in self.sources:
+        for source in self.sources:
             # S3 errors opening a source are the slow path's own.
-            stream = open_source(self.client, bucket, key,
-                                 self.opts.compression)
+            stream = open_source(self.client, source, self.opts.compression)
+            if stream is None:
+                continue  # a missing entry that is not mandatory
             try:
                 yield from self.source_blocks(self.pieces(stream))
             except SimError:

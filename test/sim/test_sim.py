@@ -691,6 +691,42 @@ class T09bCopyFastPath(SimTestCase):
         self.cur.execute("SELECT * FROM %s ORDER BY id" % table)
         self.assertEqual(self.cur.fetchall(), loaded)
 
+    def test_manifest_entries_read_in_order(self):
+        # Many files, one of several read pieces, one missing and not
+        # mandatory (skipped): both paths load the same rows in file order.
+        prefix = unique("cfm")
+        columns = "id int, name varchar(20)"
+        urls = [self.put("%s/p%02d.csv.gz" % (prefix, i), gzip.compress(
+            "".join('%d,"n%d"\n' % (i * 1000 + j, j)
+                    for j in range(3)).encode())) for i in range(12)]
+        big = "".join('%d,"%s"\n' % (100000 + j, "x" * 18)
+                      for j in range(60000)).encode()  # ~1.5 MB: 6 pieces
+        urls.insert(5, self.put("%s/big.csv.gz" % prefix, gzip.compress(big)))
+        entries = [{"url": u, "mandatory": True} for u in urls]
+        entries.insert(3, {"url": "s3://%s/%s/gone.csv.gz" % (BUCKET, prefix),
+                           "mandatory": False})
+        source = self.put("%s/manifest" % prefix,
+                          json.dumps({"entries": entries}).encode())
+        loaded = self.assertSameLoad(source, "MANIFEST CSV GZIP", columns)
+        self.assertEqual(len(loaded), 12 * 3 + 60000)
+        # A missing mandatory entry after the big file fails the COPY, and
+        # nothing of the files before it stays loaded.
+        entries.append({"url": "s3://%s/%s/lost.csv.gz" % (BUCKET, prefix),
+                        "mandatory": True})
+        source = self.put("%s/manifest2" % prefix,
+                          json.dumps({"entries": entries}).encode())
+        for path in ("fast", "slow"):
+            table = unique("cfm")
+            self.cur.execute("CREATE TABLE %s (%s)" % (table, columns))
+            self.cur.execute("BEGIN")
+            with self.assertRaises(psycopg2.Error) as ctx:
+                self.copy(path, table, source, "MANIFEST CSV GZIP")
+            self.assertIn("lost.csv.gz is mandatory but the file does not "
+                          "exist", ctx.exception.diag.message_primary)
+            self.cur.execute("ROLLBACK")
+            self.assertEqual(self.scalar("SELECT count(*) FROM %s" % table),
+                             0)
+
     def test_empty_fields_options_and_blocks(self):
         columns = "id int, name varchar(5), code char(2), n int, d date"
         body = ('id,name,code,n,d\n1,,,,\n2,"","","",""\n3,x,y,7,2024-01-02'
