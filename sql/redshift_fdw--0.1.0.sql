@@ -1396,6 +1396,14 @@ DECLARE
   log_keys text := (SELECT string_agg('p.' || quote_ident(k), ', ') FROM unnest(m.key_columns) k);
   expand bool;
   delta_src_cols text;
+  -- The first key column when its type orders without a collation (the
+  -- log's copy of a text key may not have the source's), so that the
+  -- lowest pending value bounds the source's rows of pending keys.
+  low_key text := (SELECT a.attname FROM pg_attribute a
+                    WHERE a.attrelid = m.source AND a.attname = m.key_columns[1]
+                      AND a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype,
+                                         'numeric'::regtype, 'uuid'::regtype, 'date'::regtype,
+                                         'timestamp'::regtype, 'timestamptz'::regtype));
 BEGIN
   -- A delta image (jsonb) column as the loader reads it: the value's text
   -- straight from the image where that is the text the column's output
@@ -1434,27 +1442,55 @@ BEGIN
     -- The source's rows of pending keys (a semi-join: no aggregate of the
     -- log, and an index probe per key when few changed), then the keys
     -- gone: a key that is gone has a pending 'D' (a delete, or an update
-    -- that moved its row to another key); TRUNCATE means a reload.
+    -- that moved its row to another key); TRUNCATE means a reload.  One
+    -- pass over the log first (seen) says whether there is a TRUNCATE, any
+    -- change but an insert, any delete, how many changes, and the lowest
+    -- pending value of the first key column: the branches a batch of
+    -- inserts does not need are skipped, and source rows below that value
+    -- are passed over before the hash probe (or not read, through the
+    -- key's index, when new keys are the highest, as serial keys are).
+    -- When every change is an insert and the source has exactly as many
+    -- rows from that value up (fast), those rows are the inserted ones
+    -- (each inserted key is there, under this snapshot) and no hash of
+    -- the keys is needed at all.
     RETURN format($q$
 WITH snap AS MATERIALIZED (SELECT pg_current_snapshot() AS s),
-reload AS MATERIALIZED (SELECT $1::pg_snapshot IS NULL
-                               OR EXISTS (SELECT 1 FROM %1$s l, snap WHERE l._rsfdw_op = 'T' AND %2$s) AS r),
+seen AS MATERIALIZED (
+  SELECT $1::pg_snapshot IS NULL OR coalesce(bool_or(l._rsfdw_op = 'T'), false) AS reload,
+         coalesce(bool_or(l._rsfdw_op NOT IN ('I', 'T')), false) AS not_inserts,
+         coalesce(bool_or(l._rsfdw_op = 'D'), false) AS deletes,
+         count(*) AS n, %10$s AS low
+    FROM %1$s l, snap WHERE $1::pg_snapshot IS NOT NULL AND %2$s),
+fast AS MATERIALIZED (
+  SELECT %12$s AS ok FROM seen),
 pending AS NOT MATERIALIZED (
-  SELECT l.* FROM %1$s l, snap WHERE l._rsfdw_op <> 'T' AND %2$s AND NOT (SELECT r FROM reload))
-SELECT CASE WHEN (SELECT r FROM reload) THEN 'R' ELSE 'S' END, NULL::bigint, snap.s::text, %8$s
+  SELECT l.* FROM %1$s l, snap WHERE l._rsfdw_op <> 'T' AND %2$s AND NOT (SELECT reload FROM seen))
+SELECT CASE WHEN (SELECT reload FROM seen) THEN 'R' ELSE 'S' END, NULL::bigint, snap.s::text, %8$s
   FROM snap
 UNION ALL
-SELECT 'U'::text, NULL::bigint, NULL::text, %4$s FROM %5$s s WHERE (SELECT r FROM reload)
+SELECT 'U'::text, NULL::bigint, NULL::text, %4$s FROM %5$s s WHERE (SELECT reload FROM seen)
 UNION ALL
-SELECT CASE WHEN %9$s AND NOT EXISTS (SELECT 1 FROM pending p WHERE %6$s AND p._rsfdw_op <> 'I')
+SELECT CASE WHEN %9$s THEN 'I' ELSE 'U' END, NULL::bigint, NULL::text, %4$s
+  FROM %5$s s WHERE (SELECT ok FROM fast) AND %11$s
+UNION ALL
+SELECT CASE WHEN %9$s AND NOT (SELECT not_inserts FROM seen) THEN 'I'
+            WHEN %9$s AND NOT EXISTS (SELECT 1 FROM pending p WHERE %6$s AND p._rsfdw_op <> 'I')
             THEN 'I' ELSE 'U' END, NULL::bigint, NULL::text, %4$s
-  FROM %5$s s WHERE EXISTS (SELECT 1 FROM pending p WHERE %6$s)
+  FROM %5$s s WHERE NOT (SELECT ok FROM fast) AND %11$s AND EXISTS (SELECT 1 FROM pending p WHERE %6$s)
 UNION ALL
 SELECT 'D', NULL::bigint, NULL::text, %7$s
-  FROM (SELECT DISTINCT %3$s FROM pending p WHERE p._rsfdw_op = 'D') p
+  FROM (SELECT DISTINCT %3$s FROM pending p
+         WHERE p._rsfdw_op = 'D' AND (SELECT deletes FROM seen)) p
  WHERE NOT EXISTS (SELECT 1 FROM %5$s s WHERE %6$s)
 $q$, m.change_log, pending, log_keys, src_cols, m.source, key_join, gone_cols, nulls,
-     CASE WHEN redshift_fdw._mat_inserts_are_new(m) THEN 'true' ELSE 'false' END);
+     CASE WHEN redshift_fdw._mat_inserts_are_new(m) THEN 'true' ELSE 'false' END,
+     CASE WHEN low_key IS NULL THEN 'NULL::text' ELSE format('min(l.%I)', low_key) END,
+     CASE WHEN low_key IS NULL THEN 'true'
+          ELSE format('s.%I >= (SELECT low FROM seen)', low_key) END,
+     CASE WHEN low_key IS NULL THEN 'false'
+          ELSE format('NOT reload AND NOT not_inserts AND low IS NOT NULL AND '
+                      '(SELECT count(*) FROM %s x WHERE x.%I >= seen.low) = n',
+                      m.source, low_key) END);
   END IF;
   RETURN format($q$
 WITH snap AS MATERIALIZED (SELECT pg_current_snapshot() AS s)

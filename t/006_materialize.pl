@@ -258,6 +258,30 @@ $early->quit;
 is(sql("SELECT redshift_fdw.sync('big')"), '1', 'after the older transaction commits, the next sync applies it');
 big_equal('after commits out of order');
 
+# --- batches of inserts only -----------------------------------------------------
+# New keys above every key (serial keys): the source's rows from the lowest
+# new key up are exactly the inserted ones.
+sql(qq{INSERT INTO "BigSrc" SELECT $big_values FROM generate_series(600001, 601000) g});
+is(sql("SELECT redshift_fdw.sync('big')"), '1000', 'a batch of 1000 inserts above every key');
+big_equal('after inserts above every key');
+# New keys among old ones (keys freed by the deletes above) and above them:
+# the rows from the lowest new key up include old ones, which are not sent
+# again (they would be twice on Redshift).
+sql(qq{INSERT INTO "BigSrc" SELECT $big_values FROM generate_series(601001, 601010) g});
+sql(qq{INSERT INTO "BigSrc" SELECT $big_values FROM generate_series(97, 970, 97) g});
+is(sql("SELECT redshift_fdw.sync('big')"), '20', 'a batch of inserts among old keys and above them');
+big_equal('after inserts among old keys');
+# Inserts above every key while an older transaction's inserts above them
+# are not committed: those come with the next sync.
+$early = $node->background_psql('postgres');
+$early->query_safe(qq{BEGIN; INSERT INTO "BigSrc" SELECT $big_values FROM generate_series(602001, 602005) g});
+sql(qq{INSERT INTO "BigSrc" SELECT $big_values FROM generate_series(601011, 601020) g});
+is(sql("SELECT redshift_fdw.sync('big')"), '10', 'inserts beside an open transaction inserting higher keys');
+$early->query_safe('COMMIT');
+$early->quit;
+is(sql("SELECT redshift_fdw.sync('big')"), '5', 'its inserts come with the next sync');
+big_equal('after inserts committed out of order');
+
 # --- TRUNCATE and reinsert ---------------------------------------------------
 sql(qq{TRUNCATE "BigSrc"; INSERT INTO "BigSrc" SELECT $big_values FROM generate_series(7, 3006) g});
 sql(q{UPDATE "BigSrc" SET t = 'after truncate' WHERE id = 7});
