@@ -1391,7 +1391,7 @@ DECLARE
   nulls text;
   key_join text := (SELECT string_agg(format('p.%1$I = s.%1$I', k), ' AND ')
                       FROM unnest(m.key_columns) k);
-  pending text := format('pg_visible_in_snapshot(l._rsfdw_xid, snap.s) AND ($1::pg_snapshot IS NULL '
+  pending text := format('pg_visible_in_snapshot(l._rsfdw_xid, (SELECT s FROM snap)) AND ($1::pg_snapshot IS NULL '
                          'OR NOT pg_visible_in_snapshot(l._rsfdw_xid, $1::pg_snapshot))');
   log_keys text := (SELECT string_agg('p.' || quote_ident(k), ', ') FROM unnest(m.key_columns) k);
   expand bool;
@@ -1404,6 +1404,17 @@ DECLARE
                       AND a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype,
                                          'numeric'::regtype, 'uuid'::regtype, 'date'::regtype,
                                          'timestamp'::regtype, 'timestamptz'::regtype));
+  -- Whether n changed keys from low to high are every key in that range:
+  -- the key is one integer column, unique in the source.
+  low_is_integer bool := (SELECT a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)
+                                 AND cardinality(m.key_columns) = 1
+                                 AND EXISTS (SELECT 1 FROM pg_index i
+                                              WHERE i.indrelid = m.source AND i.indisunique
+                                                AND i.indisvalid AND i.indpred IS NULL
+                                                AND i.indexprs IS NULL AND i.indnkeyatts = 1
+                                                AND i.indkey[0] = a.attnum)
+                            FROM pg_attribute a
+                           WHERE a.attrelid = m.source AND a.attname = m.key_columns[1]);
 BEGIN
   -- A delta image (jsonb) column as the loader reads it: the value's text
   -- straight from the image where that is the text the column's output
@@ -1445,33 +1456,35 @@ BEGIN
     -- that moved its row to another key); TRUNCATE means a reload.  One
     -- pass over the log first (seen) says whether there is a TRUNCATE, any
     -- change but an insert, any delete, how many changes, and the lowest
-    -- pending value of the first key column: the branches a batch of
-    -- inserts does not need are skipped, and source rows below that value
-    -- are passed over before the hash probe (or not read, through the
-    -- key's index, when new keys are the highest, as serial keys are).
-    -- When every change is an insert and the source has exactly as many
-    -- rows from that value up (fast), those rows are the inserted ones
-    -- (each inserted key is there, under this snapshot) and no hash of
-    -- the keys is needed at all.
+    -- and highest pending values of the first key column: the branches a
+    -- batch of inserts does not need are skipped, and source rows below
+    -- the lowest are passed over before the hash probe (or not read,
+    -- through the key's index, when new keys are the highest, as serial
+    -- keys are).  When every change is an insert and the source has
+    -- exactly as many rows from the lowest to the highest value (fast:
+    -- counted, or known when n integers fill that range), those rows are
+    -- the inserted ones (each inserted key is there, under this snapshot)
+    -- and no hash of the keys is needed at all.
     RETURN format($q$
 WITH snap AS MATERIALIZED (SELECT pg_current_snapshot() AS s),
 seen AS MATERIALIZED (
-  SELECT $1::pg_snapshot IS NULL OR coalesce(bool_or(l._rsfdw_op = 'T'), false) AS reload,
-         coalesce(bool_or(l._rsfdw_op NOT IN ('I', 'T')), false) AS not_inserts,
-         coalesce(bool_or(l._rsfdw_op = 'D'), false) AS deletes,
-         count(*) AS n, %10$s AS low
-    FROM %1$s l, snap WHERE $1::pg_snapshot IS NOT NULL AND %2$s),
+  SELECT $1::pg_snapshot IS NULL OR ops & 1 <> 0 AS reload, ops & 6 <> 0 AS not_inserts,
+         ops & 2 <> 0 AS deletes, n, low, high
+    FROM (SELECT coalesce(bit_or(CASE l._rsfdw_op WHEN 'I' THEN 0 WHEN 'T' THEN 1
+                                                  WHEN 'D' THEN 2 ELSE 4 END), 0) AS ops,
+                 count(*) AS n, %10$s
+            FROM %1$s l WHERE $1::pg_snapshot IS NOT NULL AND %2$s) a),
 fast AS MATERIALIZED (
   SELECT %12$s AS ok FROM seen),
 pending AS NOT MATERIALIZED (
-  SELECT l.* FROM %1$s l, snap WHERE l._rsfdw_op <> 'T' AND %2$s AND NOT (SELECT reload FROM seen))
+  SELECT l.* FROM %1$s l WHERE l._rsfdw_op <> 'T' AND %2$s AND NOT (SELECT reload FROM seen))
 SELECT CASE WHEN (SELECT reload FROM seen) THEN 'R' ELSE 'S' END, NULL::bigint, snap.s::text, %8$s
   FROM snap
 UNION ALL
 SELECT 'U'::text, NULL::bigint, NULL::text, %4$s FROM %5$s s WHERE (SELECT reload FROM seen)
 UNION ALL
 SELECT CASE WHEN %9$s THEN 'I' ELSE 'U' END, NULL::bigint, NULL::text, %4$s
-  FROM %5$s s WHERE (SELECT ok FROM fast) AND %11$s
+  FROM %5$s s WHERE (SELECT ok FROM fast) AND %13$s
 UNION ALL
 SELECT CASE WHEN %9$s AND NOT (SELECT not_inserts FROM seen) THEN 'I'
             WHEN %9$s AND NOT EXISTS (SELECT 1 FROM pending p WHERE %6$s AND p._rsfdw_op <> 'I')
@@ -1484,13 +1497,18 @@ SELECT 'D', NULL::bigint, NULL::text, %7$s
  WHERE NOT EXISTS (SELECT 1 FROM %5$s s WHERE %6$s)
 $q$, m.change_log, pending, log_keys, src_cols, m.source, key_join, gone_cols, nulls,
      CASE WHEN redshift_fdw._mat_inserts_are_new(m) THEN 'true' ELSE 'false' END,
-     CASE WHEN low_key IS NULL THEN 'NULL::text' ELSE format('min(l.%I)', low_key) END,
+     CASE WHEN low_key IS NULL THEN 'NULL::text AS low, NULL::text AS high'
+          ELSE format('min(l.%1$I) AS low, max(l.%1$I) AS high', low_key) END,
      CASE WHEN low_key IS NULL THEN 'true'
           ELSE format('s.%I >= (SELECT low FROM seen)', low_key) END,
      CASE WHEN low_key IS NULL THEN 'false'
-          ELSE format('NOT reload AND NOT not_inserts AND low IS NOT NULL AND '
-                      '(SELECT count(*) FROM %s x WHERE x.%I >= seen.low) = n',
-                      m.source, low_key) END);
+          ELSE format('NOT reload AND NOT not_inserts AND low IS NOT NULL AND (%s '
+                      '(SELECT count(*) FROM %s x WHERE x.%I BETWEEN seen.low AND seen.high) = n)',
+                      CASE WHEN low_is_integer THEN 'high::numeric - low::numeric + 1 = n OR' END,
+                      m.source, low_key) END,
+     CASE WHEN low_key IS NULL THEN 'false'
+          ELSE format('s.%I BETWEEN (SELECT low FROM seen) AND (SELECT high FROM seen)',
+                      low_key) END);
   END IF;
   RETURN format($q$
 WITH snap AS MATERIALIZED (SELECT pg_current_snapshot() AS s)
@@ -1500,7 +1518,7 @@ UNION ALL
 SELECT 'I'::text, NULL::bigint, NULL::text, %1$s FROM %2$s s WHERE $1::pg_snapshot IS NULL
 UNION ALL
 (SELECT l._rsfdw_op::text, NULL::bigint, NULL::text, %3$s
-   FROM (SELECT l._rsfdw_op, l._rsfdw_seq, l._rsfdw_image FROM %4$s l CROSS JOIN snap
+   FROM (SELECT l._rsfdw_op, l._rsfdw_seq, l._rsfdw_image FROM %4$s l
           WHERE %5$s AND $1::pg_snapshot IS NOT NULL
           ORDER BY l._rsfdw_seq) l
    %7$s
@@ -1514,9 +1532,10 @@ END $$;
 -- updates join its keys back to the source): after a bulk change the old
 -- ones can be off by orders of magnitude, and a million keys must be a
 -- hash join, not a million index probes.  Only its owner may analyze it;
--- SKIP_LOCKED: an apply never waits for statistics (autovacuum, a lock).
+-- SKIP_LOCKED: an apply never waits for statistics (autovacuum, a lock),
+-- and does not warn the caller of sync() that it skipped them.
 CREATE FUNCTION redshift_fdw._mat_analyze_log(binding text)
-RETURNS void LANGUAGE plpgsql AS $$
+RETURNS void LANGUAGE plpgsql SET client_min_messages = error AS $$
 DECLARE
   m redshift_fdw.materialization := redshift_fdw._mat(binding);
 BEGIN

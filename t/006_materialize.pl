@@ -281,6 +281,17 @@ $early->query_safe('COMMIT');
 $early->quit;
 is(sql("SELECT redshift_fdw.sync('big')"), '5', 'its inserts come with the next sync');
 big_equal('after inserts committed out of order');
+# A two-column key: new keys (2,2) and (3,1) fill 2..3 in its first
+# column, where the old row (2,1) is too; it is not sent again.
+sql(q{CREATE TABLE pairs (a int, b int, v text, PRIMARY KEY (a, b));
+      INSERT INTO pairs VALUES (1, 1, 'old'), (2, 1, 'old')});
+sql("SELECT redshift_fdw.create_materialization('pairs', 'pairs', 'rs')");
+is(sql("SELECT redshift_fdw.sync('pairs')"), '2', 'pairs: first sync');
+sql(q{INSERT INTO pairs VALUES (2, 2, 'new'), (3, 1, 'new')});
+is(sql("SELECT redshift_fdw.sync('pairs')"), '2', 'pairs: two inserts');
+is(backing_sql("SELECT string_agg(a || ',' || b || ':' || v, ' ' ORDER BY a, b) FROM $schema.pairs"),
+	'1,1:old 2,1:old 2,2:new 3,1:new', 'pairs: each row once on Redshift');
+sql("SELECT redshift_fdw.drop_materialization('pairs')");
 
 # --- TRUNCATE and reinsert ---------------------------------------------------
 sql(qq{TRUNCATE "BigSrc"; INSERT INTO "BigSrc" SELECT $big_values FROM generate_series(7, 3006) g});
