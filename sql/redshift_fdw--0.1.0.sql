@@ -1145,6 +1145,15 @@ BEGIN
                  '_rsfdw_xid xid8 NOT NULL DEFAULT pg_current_xact_id(), '
                  '_rsfdw_op "char" NOT NULL, %s%s)', log_name, key_defs,
                  CASE WHEN m.delta_updates THEN ', _rsfdw_image jsonb' ELSE '' END);
+  -- An apply of standard updates ANALYZEs the log (see _mat_analyze_log):
+  -- it needs its size and rough counts, which a sample of 3000 rows gives
+  -- in a quarter of the time of the default 30000.
+  IF NOT m.delta_updates THEN
+    EXECUTE (SELECT format('ALTER TABLE %s %s', log_name,
+                           string_agg(format('ALTER COLUMN %I SET STATISTICS 10', a.attname), ', '))
+               FROM pg_attribute a
+              WHERE a.attrelid = log_name::regclass AND a.attnum > 0 AND NOT a.attisdropped);
+  END IF;
   EXECUTE format($f$
 CREATE FUNCTION %1$s() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $t$
