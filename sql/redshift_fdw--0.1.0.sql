@@ -1527,9 +1527,13 @@ UNION ALL
 SELECT 'I'::text, NULL::bigint, NULL::text, %1$s FROM %2$s s WHERE $1::pg_snapshot IS NULL
 UNION ALL
 (SELECT l._rsfdw_op::text, NULL::bigint, NULL::text, %3$s
-   FROM (SELECT l._rsfdw_op, l._rsfdw_seq, l._rsfdw_image FROM %4$s l
-          WHERE %5$s AND $1::pg_snapshot IS NOT NULL
-          ORDER BY l._rsfdw_seq) l
+   FROM (SELECT x._rsfdw_op, o.seq AS _rsfdw_seq, x._rsfdw_image
+           FROM (SELECT l.ctid AS t, l._rsfdw_seq AS seq FROM %4$s l
+                  WHERE %5$s AND $1::pg_snapshot IS NOT NULL
+                  ORDER BY l._rsfdw_seq) o,
+                LATERAL (SELECT x._rsfdw_op, x._rsfdw_image FROM %4$s x
+                          WHERE x.ctid = o.t OFFSET 0) x
+          ORDER BY o.seq) l
    %7$s
   ORDER BY l._rsfdw_seq)
 $q$, delta_src_cols, m.source, change_cols, m.change_log, pending, nulls,
