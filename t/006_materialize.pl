@@ -264,6 +264,13 @@ big_equal('after commits out of order');
 sql(qq{INSERT INTO "BigSrc" SELECT $big_values FROM generate_series(600001, 601000) g});
 is(sql("SELECT redshift_fdw.sync('big')"), '1000', 'a batch of 1000 inserts above every key');
 big_equal('after inserts above every key');
+# With gaps (a sequence's values lost to rollbacks): the rows in the range
+# are counted, and are the inserted ones.
+sql(qq{INSERT INTO "BigSrc" SELECT $big_values FROM generate_series(601001, 601999, 3) g});
+is(sql("SELECT redshift_fdw.sync('big')"), '333', 'a batch of inserts above every key, with gaps');
+big_equal('after inserts with gaps');
+sql(q{DELETE FROM "BigSrc" WHERE id BETWEEN 601001 AND 601999});
+is(sql("SELECT redshift_fdw.sync('big')"), '333', 'and their deletes');
 # New keys among old ones (keys freed by the deletes above) and above them:
 # the rows from the lowest new key up include old ones, which are not sent
 # again (they would be twice on Redshift).
