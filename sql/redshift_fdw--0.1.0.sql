@@ -1408,23 +1408,24 @@ DECLARE
   -- The first key column when its type orders without a collation (the
   -- log's copy of a text key may not have the source's), so that the
   -- lowest pending value bounds the source's rows of pending keys.
-  low_key text := (SELECT a.attname FROM pg_attribute a
-                    WHERE a.attrelid = m.source AND a.attname = m.key_columns[1]
-                      AND a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype,
-                                         'numeric'::regtype, 'uuid'::regtype, 'date'::regtype,
-                                         'timestamp'::regtype, 'timestamptz'::regtype));
+  low_key text;
   -- Whether n changed keys from low to high are every key in that range:
   -- the key is one integer column, unique in the source.
-  low_is_integer bool := (SELECT a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)
-                                 AND cardinality(m.key_columns) = 1
-                                 AND EXISTS (SELECT 1 FROM pg_index i
-                                              WHERE i.indrelid = m.source AND i.indisunique
-                                                AND i.indisvalid AND i.indpred IS NULL
-                                                AND i.indexprs IS NULL AND i.indnkeyatts = 1
-                                                AND i.indkey[0] = a.attnum)
-                            FROM pg_attribute a
-                           WHERE a.attrelid = m.source AND a.attname = m.key_columns[1]);
+  low_is_integer bool;
 BEGIN
+  SELECT a.attname,
+         a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)
+           AND cardinality(m.key_columns) = 1
+           AND EXISTS (SELECT 1 FROM pg_index i
+                        WHERE i.indrelid = m.source AND i.indisunique AND i.indisvalid
+                          AND i.indpred IS NULL AND i.indexprs IS NULL
+                          AND i.indnkeyatts = 1 AND i.indkey[0] = a.attnum)
+    INTO low_key, low_is_integer
+    FROM pg_attribute a
+   WHERE a.attrelid = m.source AND a.attname = m.key_columns[1]
+     AND a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype,
+                        'numeric'::regtype, 'uuid'::regtype, 'date'::regtype,
+                        'timestamp'::regtype, 'timestamptz'::regtype);
   -- A delta image (jsonb) column as the loader reads it: the value's text
   -- straight from the image where that is the text the column's output
   -- gives (integers and numeric are stored as JSON numbers of that text,
