@@ -989,6 +989,11 @@ def column_list(cols):
 # ones Redshift's rules give.  So does any failure of the backing COPY.
 
 
+# What every byte of a skeleton but the delimiter, the quote, LF and CR
+# becomes (plain_csv_char keeps letters out of the first two).
+FILLER = b"a"
+
+
 class Declined(SimError):
     """The fast path cannot promise the slow path's result for this load."""
 
@@ -1044,12 +1049,21 @@ class FastPlan:
             nonempty = [False] * len(cols)
         db, qb = re.escape(d.encode()), re.escape(q.encode())
         one = len(cols) == 1  # an empty line is no record ([] in csv)
-        fields = [field_pattern(db, qb, ne, c.maxlen, one)
+        # The patterns below but header match a block's skeleton (see
+        # FastFeed.checked): a copy where every byte but these four is
+        # FILLER, so the same records match in the same places, and an
+        # unquoted value is a run of one byte, which the regex engine
+        # matches twice as fast as a class of bytes.
+        special = (d.encode(), q.encode(), b"\n", b"\r")
+        self.skeleton_table = bytes(
+            b if bytes([b]) in special else FILLER[0] for b in range(256))
+        bare = re.escape(FILLER)
+        fields = [field_pattern(db, qb, ne, c.maxlen, one, bare)
                   for ne, c in zip(nonempty, cols)]
         anyf = field_pattern(db, qb, False, None)
         self.strict = re.compile(b"(?:%s\n)*" % db.join(fields))
         self.loose = re.compile(b"%s\n" % db.join(
-            [field_pattern(db, qb, False, None, one)] * len(cols)))
+            [field_pattern(db, qb, False, None, one, bare)] * len(cols)))
         self.header = re.compile(b"(?:%s(?:%s%s)*\n)*" % (anyf, db, anyf))
         # The bounded repeats of VARCHAR lengths cost two thirds of the
         # check.  A record on one line of at most the shortest bound's bytes
@@ -1059,7 +1073,7 @@ class FastPlan:
         bounds = [c.maxlen for c in cols if c.maxlen is not None]
         self.short_line = min(bounds) if bounds else None
         self.short = re.compile(b"(?:%s\n)*" % db.join(
-            [field_pattern(db, qb, ne, None, one) for ne in nonempty]))
+            [field_pattern(db, qb, ne, None, one, bare) for ne in nonempty]))
         self.quote_byte = q.encode()
         self.not_quote_or_lf = bytes(b for b in range(256)
                                      if b not in (ord(q), ord("\n")))
@@ -1124,16 +1138,18 @@ class FastPlan:
         return (self.delimiter.join(out) + "\n").encode("utf-8")
 
 
-def field_pattern(d, q, nonempty, maxlen, bare_nonempty=False):
+def field_pattern(d, q, nonempty, maxlen, bare_nonempty=False, bare=None):
     """The pattern of one regular CSV field (d, q: the escaped delimiter
     and quote); nonempty refuses an empty value, maxlen a value of more
-    bytes, bare_nonempty an empty unquoted field.  Only single characters
-    repeat possessively (a plain counting loop): possessive repeats of
-    groups match wrongly in Python 3.11.2 (gh-106052, gh-100061).  The
-    alternatives exclude one another instead, so a refused record costs
-    backtracking linear in its length.  (A class of one character, like
-    [^"], is matched about twice as fast as a larger one.)"""
-    bare = b"[^%s%s\n\r]" % (d, q)
+    bytes, bare_nonempty an empty unquoted field; bare is the pattern of a
+    byte of an unquoted value (in a skeleton, FILLER).  Only single
+    characters repeat possessively (a plain counting loop): possessive
+    repeats of groups match wrongly in Python 3.11.2 (gh-106052,
+    gh-100061).  The alternatives exclude one another instead, so a
+    refused record costs backtracking linear in its length.  (A class of
+    one character, like [^"], is matched about twice as fast as a larger
+    one.)"""
+    bare = bare or b"[^%s%s\n\r]" % (d, q)
     inner = b"[^%s]" % q
     bare_min = 1 if nonempty or bare_nonempty else 0
     if maxlen is None:
@@ -1241,7 +1257,8 @@ class FastFeed:
         """The COPY data for the whole records at the start of buf, and
         where they end: runs of records the strict pattern accepts pass
         unchanged, other regular records are rewritten; what neither
-        pattern matches is left (a record yet to end, or irregular)."""
+        pattern matches is left (a record yet to end, or irregular).  The
+        patterns match buf's skeleton, whose byte offsets are buf's."""
         if len(buf) > MAX_ROW_BYTES:
             raise Declined("a record over 4 MB")  # may be a 1216 row
         if b"\r" in buf:
@@ -1250,15 +1267,17 @@ class FastFeed:
             raise Declined("a line starting with \\.")  # COPY's end marker
         plan, parts, pos = self.plan, [], 0
         short = plan.one_line_records(buf)
+        skeleton = buf.translate(plan.skeleton_table)
         while True:
             # short lines: what the strict pattern accepts, the short one
             # does too, and the other way round
-            end = (plan.short if short else plan.strict).match(buf, pos).end()
+            end = (plan.short if short else plan.strict).match(skeleton,
+                                                               pos).end()
             parts.append(buf[pos:end])
-            match = plan.loose.match(buf, end)
+            match = plan.loose.match(skeleton, end)
             if match is None:
                 return b"".join(parts), end
-            parts.append(plan.rewrite(match.group()))
+            parts.append(plan.rewrite(buf[end:match.end()]))
             pos = match.end()
 
 
