@@ -1564,7 +1564,10 @@ END $$;
 -- row by row: after a bulk change that is a million-row DELETE saved, and
 -- no dead rows for the next apply to scan.  Only outside a transaction
 -- block (may_truncate): the lock that takes is held until commit, and
--- would hold up writers of the source while the caller's block goes on.
+-- would hold up writers of the source while the caller's block goes on;
+-- and only under READ COMMITTED, where the check below sees every change
+-- committed before the lock (a transaction snapshot would hide those
+-- committed since it was taken, and TRUNCATE would drop them).
 CREATE FUNCTION redshift_fdw._mat_applied(binding text, snap pg_snapshot,
     changes bigint, started timestamptz, applied_rows bigint,
     may_truncate bool DEFAULT false)

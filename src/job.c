@@ -516,6 +516,9 @@ redshift_fdw_worker_main(Datum main_arg)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(args.database, args.owner, 0);
+	/* runs are written for READ COMMITTED, whatever the cluster's default */
+	SetConfigOption("default_transaction_isolation", "read committed",
+					PGC_SUSET, PGC_S_OVERRIDE);
 	pgstat_report_appname("redshift_fdw worker");
 	born = GetCurrentTimestamp();
 	redshift_scheduler_worker_attach(args.owner);

@@ -2000,19 +2000,25 @@ remove_staged(Apply *apply)
 	PG_END_TRY();
 }
 
-/* Record the outcome locally (trim the log when a snapshot was applied). */
+/*
+ * Record the outcome locally (trim the log when a snapshot was applied).
+ * The log may be truncated only outside a transaction block and under READ
+ * COMMITTED: _mat_applied then sees every change committed so far.  Under
+ * REPEATABLE READ or SERIALIZABLE it would see the log through the
+ * statement's snapshot, and truncate changes committed after it.
+ */
 static void
 record_applied(Apply *apply)
 {
 	Oid types[6] = {TEXTOID,		TEXTOID, INT8OID,
 					TIMESTAMPTZOID, INT8OID, BOOLOID};
-	Datum values[6] = {CStringGetTextDatum(apply->name),
-					   apply->snapshot ? CStringGetTextDatum(apply->snapshot)
-									   : (Datum) 0,
-					   Int64GetDatum(apply->applied_changes),
-					   TimestampTzGetDatum(apply->started),
-					   Int64GetDatum(apply->rows),
-					   BoolGetDatum(!IsTransactionBlock())};
+	Datum values[6] = {
+		CStringGetTextDatum(apply->name),
+		apply->snapshot ? CStringGetTextDatum(apply->snapshot) : (Datum) 0,
+		Int64GetDatum(apply->applied_changes),
+		TimestampTzGetDatum(apply->started),
+		Int64GetDatum(apply->rows),
+		BoolGetDatum(!IsTransactionBlock() && !IsolationUsesXactSnapshot())};
 	char nulls[6] = {' ', apply->snapshot ? ' ' : 'n', ' ', ' ', ' ', ' '};
 
 	local_exec("SELECT redshift_fdw._mat_applied($1, $2::pg_snapshot, $3, $4, "

@@ -5,7 +5,9 @@
 # process gone between the Redshift COMMIT and the local trim (a lost
 # COMMIT reply; a terminated sync; a terminated scheduler worker), an
 # immediate server stop mid-apply, two bindings applying concurrently under
-# 1023, and another writer moving the fence.  Each ends with the standard
+# 1023, another writer moving the fence, and changes committed while an
+# apply under REPEATABLE READ runs (sync() and the scheduler's runs, whose
+# trim must not truncate them away).  Each ends with the standard
 # target equal to the source and the delta target holding every change
 # exactly once, in order.
 use strict;
@@ -195,7 +197,8 @@ sub check_all
 	return;
 }
 
-# sync() of a binding in the background, as application bg_<binding>.
+# sync() of a binding in the background, as application bg_<binding>;
+# $opt{setup}: a statement the session runs first.
 sub bg_sync
 {
 	my ($b, %opt) = @_;
@@ -204,6 +207,7 @@ sub bg_sync
 	$h->{run} = IPC::Run::start(
 		[ 'psql', '-X', '-At', '-v', 'ON_ERROR_STOP=1', '-d',
 			$node->connstr('postgres') . " application_name=bg_$b",
+			($opt{setup} ? ('-c', $opt{setup}) : ()),
 			'-c', "SELECT redshift_fdw.sync('$b')" ],
 		'>', \$h->{out}, '2>', \$h->{err}, IPC::Run::timeout(180));
 	return $h;
@@ -516,6 +520,74 @@ subtest 'g. another writer moves the fence' => sub {
 	is(sql_error($node, "SELECT redshift_fdw.sync('fs')") . sql_error($node, "SELECT redshift_fdw.sync('fd')"),
 		'', 'the next syncs succeed');
 	check_all('g. after another writer');
+};
+
+# ----------------------------------------------------------------------
+# A sync whose statement runs under REPEATABLE READ (or SERIALIZABLE) sees
+# the log through its snapshot to the end: a change committed after that
+# snapshot and before the trim is pending, and must be kept for the next
+# apply, not truncated with the applied ones.
+subtest 'h. a change committed while a repeatable-read sync applies' => sub {
+	batch('h1');
+	for my $b (qw(fs fd))
+	{
+		set_faults(qq({"faults": [{"kind": "delay", "match": "SET applied_snapshot",
+		                            "seconds": 3, "count": 1}]}));
+		my $h = bg_sync($b, setup => "SET default_transaction_isolation = 'repeatable read'");
+		ok(wait_until(sub {
+					backing_sql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep%'") > 0
+				}),
+			"$b: the apply is held before its checkpoint update");
+		ins_many("h2 $b", 3);    # committed after the apply's snapshot
+		ok(bg_finish($h), "$b: the apply succeeds") or diag($h->{err});
+		set_faults($no_faults);
+		is(sql("SELECT count(*) FROM $log{$b}"), '3', "$b: the change it did not cover stays in the log");
+	}
+	is(sql("SELECT redshift_fdw.sync('fs')") . ' ' . sql("SELECT redshift_fdw.sync('fd')"), '6 3',
+		'the next syncs apply the changes made meanwhile');
+	check_all('h. after repeatable-read syncs');
+
+	# The scheduler's runs, with REPEATABLE READ as the cluster's default.
+	sql("ALTER SYSTEM SET default_transaction_isolation = 'repeatable read'");
+	sql('SELECT pg_reload_conf()');
+	batch('h3');
+	for my $b (qw(fs fd))
+	{
+		set_faults(qq({"faults": [{"kind": "delay", "match": "SET applied_snapshot",
+		                            "seconds": 3, "count": 1}]}));
+		my $mark = sql("SELECT coalesce(max(id), 0) FROM redshift_fdw.runs");
+		sql("SELECT redshift_fdw.run_now('$b')");
+		ok(wait_until(sub {
+					backing_sql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep%'") > 0
+				}),
+			"$b: the scheduler's apply is held before its checkpoint update");
+		ins_many("h4 $b", 2);    # committed after the run's snapshot
+		ok($node->poll_query_until('postgres',
+				"SELECT count(*) = 1 FROM redshift_fdw.runs WHERE id > $mark AND binding = '$b'
+				    AND status = 'succeeded'"),
+			"$b: the run succeeds");
+		set_faults($no_faults);
+		is(sql("SELECT count(*) FROM $log{$b}"), '2', "$b: the change it did not cover stays in the log");
+	}
+	# With no change since the snapshot, a run's trim truncates the log (a
+	# new file): the run was READ COMMITTED, as every scheduler run is.
+	for my $b (qw(fs fd))
+	{
+		my $file = sql("SELECT pg_relation_filenode('$log{$b}')");
+		my $mark = sql("SELECT coalesce(max(id), 0) FROM redshift_fdw.runs");
+		sql("SELECT redshift_fdw.run_now('$b')");
+		ok($node->poll_query_until('postgres',
+				"SELECT count(*) = 1 FROM redshift_fdw.runs WHERE id > $mark AND binding = '$b'
+				    AND status = 'succeeded'"),
+			"$b: a run with no writer meanwhile succeeds");
+		isnt(sql("SELECT pg_relation_filenode('$log{$b}')"), $file,
+			"$b: and truncates the log: scheduler runs are READ COMMITTED whatever the default");
+	}
+	sql('ALTER SYSTEM RESET default_transaction_isolation');
+	sql('SELECT pg_reload_conf()');
+	is(sql("SELECT redshift_fdw.sync('fs')") . ' ' . sql("SELECT redshift_fdw.sync('fd')"), '0 0',
+		'the runs left nothing to apply');
+	check_all('h. after repeatable-read scheduler runs');
 };
 
 # ----------------------------------------------------------------------
