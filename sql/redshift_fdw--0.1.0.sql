@@ -1175,7 +1175,9 @@ END $t$
 $f$, fn, log_name, keys, img_col, new_keys, new_img, old_keys, old_img, same_key);
   EXECUTE format('REVOKE ALL ON FUNCTION %s() FROM PUBLIC', fn);
   -- a statement on a partition does not fire its parent's statement
-  -- triggers: every table of a partition tree gets them
+  -- triggers: every table of a partition tree gets them.  ENABLE ALWAYS:
+  -- they fire under session_replication_role = replica too (a bulk load
+  -- that skips the source's own triggers still changes the table).
   FOR member IN SELECT relid FROM pg_partition_tree(m.source)
                  UNION SELECT m.source LOOP
     CONTINUE WHEN (SELECT relkind FROM pg_class WHERE oid = member) NOT IN ('r', 'p');
@@ -1188,6 +1190,9 @@ $f$, fn, log_name, keys, img_col, new_keys, new_img, old_keys, old_img, same_key
                    'FOR EACH STATEMENT EXECUTE FUNCTION %s()', 'redshift_fdw_' || m.id || '_delete', member, fn);
     EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s()',
                    'redshift_fdw_' || m.id || '_truncate', member, fn);
+    EXECUTE (SELECT format('ALTER TABLE ONLY %s %s', member,
+                           string_agg(format('ENABLE ALWAYS TRIGGER %I', 'redshift_fdw_' || m.id || '_' || o), ', '))
+               FROM unnest(ARRAY['insert', 'update', 'delete', 'truncate']) o);
   END LOOP;
   RETURN log_name::regclass;
 END $body$;

@@ -328,6 +328,38 @@ sql("SELECT redshift_fdw.sync('parted')");
 is(backing_sql(digest_sql($prow, "$schema.parted")), sql(digest_sql($prow, 'parted')),
 	'and so does a TRUNCATE of a partition');
 
+# --- changes under session_replication_role = replica -----------------------------
+# (the way tools skip a table's own triggers and foreign keys in a bulk load)
+is(sql(q{SELECT string_agg(DISTINCT tgenabled::text, ',') FROM pg_trigger
+          WHERE tgname LIKE 'redshift_fdw_%' AND tgrelid IN ('parted'::regclass, 'parted_low'::regclass)}),
+	'A', 'the tracking triggers fire always, on the parent and on each partition');
+sql(q{SET session_replication_role = replica;
+      INSERT INTO parted VALUES (150, 'replica insert');
+      UPDATE parted_low SET v = 'replica update' WHERE id = 3;
+      DELETE FROM parted WHERE id = 4;
+      RESET session_replication_role});
+is(sql("SELECT redshift_fdw.sync('parted')"), '3', 'changes made under the replica role are applied');
+is(backing_sql(digest_sql($prow, "$schema.parted")), sql(digest_sql($prow, 'parted')),
+	'and Redshift equals the source');
+
+# --- upserts, MERGE and cascaded deletes ---------------------------------------------
+sql(q{CREATE TABLE owners (id int PRIMARY KEY);
+      INSERT INTO owners SELECT g FROM generate_series(1, 3) g;
+      CREATE TABLE owned (id int PRIMARY KEY, owner int REFERENCES owners ON DELETE CASCADE, v text);
+      INSERT INTO owned SELECT g, g % 3 + 1, 'o' || g FROM generate_series(1, 30) g});
+sql("SELECT name FROM redshift_fdw.create_materialization('owned', 'owned', 'rs')");
+is(sql("SELECT redshift_fdw.sync('owned')"), '30', 'owned: first sync');
+sql(q{INSERT INTO owned VALUES (1, 1, 'upserted'), (31, 1, 'inserted') ON CONFLICT (id) DO UPDATE SET v = EXCLUDED.v;
+      MERGE INTO owned o USING (VALUES (5, 'merged'), (6, NULL), (32, 'merged in')) AS x(id, v) ON o.id = x.id
+        WHEN MATCHED AND x.v IS NULL THEN DELETE
+        WHEN MATCHED THEN UPDATE SET v = x.v
+        WHEN NOT MATCHED THEN INSERT VALUES (x.id, 2, x.v);
+      DELETE FROM owners WHERE id = 3});
+sql("SELECT redshift_fdw.sync('owned')");
+my $orow = "concat_ws('|', r.id::text, r.owner::text, quote_nullable(r.v::text))";
+is(backing_sql(digest_sql($orow, "$schema.owned")), sql(digest_sql($orow, 'owned')),
+	'upserts, MERGE and deletes cascaded from another table reach Redshift');
+
 # --- a column added to the source ------------------------------------------------
 sql(q{CREATE TABLE evolving (id int PRIMARY KEY, v text);
       INSERT INTO evolving SELECT g, 'e' || g FROM generate_series(1, 10) g});
