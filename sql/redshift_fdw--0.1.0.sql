@@ -1358,6 +1358,56 @@ BEGIN
   DELETE FROM redshift_fdw.runs r WHERE r.kind = 'materialization' AND r.binding = m.name;
 END $$;
 
+-- Keeps the change tracking of a source working through ALTER TABLE.  The
+-- trigger function names the key columns, so renaming or dropping one
+-- would make every later write to the source fail: that is refused, with
+-- the way out in the hint.  A key column given another type takes its log
+-- column along (the log holds keys of pending changes in the source's
+-- type), or the ALTER is refused when those keys cannot be converted.
+CREATE FUNCTION redshift_fdw._mat_guard_alter()
+RETURNS event_trigger LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  k record;
+BEGIN
+  FOR k IN
+    SELECT x.name, x.source, x.change_log, c.col, a.attname IS NULL AS gone,
+           format_type(a.atttypid, a.atttypmod) AS new_type
+      FROM redshift_fdw.materialization x
+     CROSS JOIN LATERAL unnest(x.key_columns) c(col)
+      JOIN pg_attribute l ON l.attrelid = x.change_log AND l.attname = c.col AND NOT l.attisdropped
+      LEFT JOIN pg_attribute a ON a.attrelid = x.source AND a.attname = c.col AND NOT a.attisdropped
+     WHERE x.source IN (SELECT d.objid FROM pg_event_trigger_ddl_commands() d
+                         WHERE d.classid = 'pg_class'::regclass)
+       AND (a.attname IS NULL OR (a.atttypid, a.atttypmod) IS DISTINCT FROM (l.atttypid, l.atttypmod))
+  LOOP
+    IF k.gone THEN
+      RAISE EXCEPTION 'column "%" of % is a key column of materialization "%"', k.col, k.source, k.name
+        USING ERRCODE = 'dependent_objects_still_exist',
+              DETAIL = 'Its change tracking names the column: writes to the table would fail.',
+              HINT = format('Drop the materialization first (SELECT redshift_fdw.drop_materialization(%L)), '
+                            'then create it again with the new key.', k.name);
+    END IF;
+    BEGIN
+      -- through text: the keys are values the source held (and an empty
+      -- log converts whatever the types)
+      EXECUTE format('ALTER TABLE %s ALTER COLUMN %2$I TYPE %3$s USING %2$I::text::%3$s',
+                     k.change_log, k.col, k.new_type);
+    EXCEPTION WHEN OTHERS THEN
+      RAISE EXCEPTION 'key column "%" of materialization "%" cannot become %: %', k.col, k.name,
+                      k.new_type, SQLERRM
+        USING ERRCODE = 'dependent_objects_still_exist',
+              DETAIL = 'The change log holds the keys of pending changes in the old type.',
+              HINT = format('Apply the pending changes (SELECT redshift_fdw.sync(%L)) and try again, '
+                            'or drop the materialization first.', k.name);
+    END;
+  END LOOP;
+END $$;
+
+CREATE EVENT TRIGGER redshift_fdw_guard_alter ON ddl_command_end
+  WHEN TAG IN ('ALTER TABLE')
+  EXECUTE FUNCTION redshift_fdw._mat_guard_alter();
+
 -- Whether a key whose pending changes are all inserts is surely absent
 -- from the target, so its row can be loaded without an upsert: its key
 -- columns are NOT NULL and unique (a valid unique index on some of them,

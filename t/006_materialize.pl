@@ -360,6 +360,29 @@ my $orow = "concat_ws('|', r.id::text, r.owner::text, quote_nullable(r.v::text))
 is(backing_sql(digest_sql($orow, "$schema.owned")), sql(digest_sql($orow, 'owned')),
 	'upserts, MERGE and deletes cascaded from another table reach Redshift');
 
+# --- ALTER TABLE on a tracked source --------------------------------------------------
+for my $ddl ('ALTER TABLE owned RENAME COLUMN id TO ident', 'ALTER TABLE owned DROP COLUMN id CASCADE')
+{
+	my ($ret, $out, $err) = $node->psql('postgres', "\\set VERBOSITY verbose\n$ddl");
+	like($err, qr/2BP01: column "id" of public.owned is a key column of materialization "owned"/,
+		"$ddl: refused, naming the column and the binding");
+	like($err, qr/HINT:  Drop the materialization first \(SELECT redshift_fdw.drop_materialization\('owned'\)\)/,
+		"$ddl: the hint says how to change the key");
+}
+sql(q{INSERT INTO owned VALUES (40, 1, 'pending across a type change')});
+sql(q{ALTER TABLE owned ALTER COLUMN id TYPE bigint});
+is(sql(q{SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a
+          JOIN redshift_fdw.materialization m ON a.attrelid = m.change_log
+         WHERE m.name = 'owned' AND a.attname = 'id'}),
+	'bigint', 'a key column given another type takes its change log column along');
+sql(q{INSERT INTO owned VALUES (41, 1, 'after the type change'); UPDATE owned SET v = 'renamed v next' WHERE id = 1});
+sql(q{ALTER TABLE owned RENAME COLUMN v TO note});
+is(sql("SELECT redshift_fdw.sync('owned')"), sql('SELECT count(*) FROM owned'),
+	'writes go on; the next sync reloads the table for the renamed column');
+my $orow2 = "concat_ws('|', r.id::text, r.owner::text, quote_nullable(r.note::text))";
+is(backing_sql(digest_sql($orow2, "$schema.owned")), sql(digest_sql($orow2, 'owned')),
+	'and Redshift equals the source');
+
 # --- a column added to the source ------------------------------------------------
 sql(q{CREATE TABLE evolving (id int PRIMARY KEY, v text);
       INSERT INTO evolving SELECT g, 'e' || g FROM generate_series(1, 10) g});
