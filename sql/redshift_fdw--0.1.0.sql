@@ -1660,6 +1660,21 @@ BEGIN
    WHERE x.name = binding;
 END $$;
 
+-- Whether the checkpoint a Redshift table holds is older than the one the
+-- last apply recorded here: it misses transactions that one saw committed
+-- (taken with a lower xmax, or the same xmax and an xid it saw running
+-- that the recorded one saw committed).  A checkpoint that is gone (NULL)
+-- is a first apply anyway; one ahead of the recorded one is a trim missed
+-- after a crash, which the next apply makes up.
+CREATE FUNCTION redshift_fdw._mat_snapshot_behind(remote pg_snapshot, recorded pg_snapshot)
+RETURNS bool LANGUAGE sql IMMUTABLE AS $$
+SELECT remote IS NOT NULL AND recorded IS NOT NULL
+   AND (pg_snapshot_xmax(remote) < pg_snapshot_xmax(recorded)
+        OR (pg_snapshot_xmax(remote) = pg_snapshot_xmax(recorded)
+            AND EXISTS (SELECT x FROM pg_snapshot_xip(remote) x
+                        EXCEPT SELECT y FROM pg_snapshot_xip(recorded) y)))
+$$;
+
 -- Whether a materialization has changes its last apply did not cover (or
 -- has never been applied).
 CREATE FUNCTION redshift_fdw._mat_pending(binding text)

@@ -197,6 +197,7 @@ typedef struct Apply
 	int64 fence; /* ours, once bumped */
 	char *applied_snapshot;
 	int64 applied_changes;
+	bool checkpoint_behind; /* older than the last apply recorded here */
 
 	/* what this apply stages */
 	char *apply_prefix; /* <binding>/<fence> */
@@ -826,6 +827,48 @@ fence_transaction(Apply *apply, RemoteFailure *failure)
 }
 
 /*
+ * A checkpoint on Redshift older than the last apply recorded here (the
+ * schema restored from a backup, the row edited): the log no longer holds
+ * the changes applied since, so applying on from the checkpoint would
+ * leave them out for good.  The apply reloads the table instead, and says
+ * so.
+ */
+static void
+check_checkpoint_behind(Apply *apply)
+{
+	Oid types[2] = {TEXTOID, TEXTOID};
+	Datum values[2] = {CStringGetTextDatum(apply->name),
+					   apply->applied_snapshot
+						   ? CStringGetTextDatum(apply->applied_snapshot)
+						   : (Datum) 0};
+	char nulls[2] = {' ', apply->applied_snapshot ? ' ' : 'n'};
+	char *recorded;
+
+	local_exec("SELECT redshift_fdw._mat_snapshot_behind($2::pg_snapshot, "
+			   "m.applied_snapshot), m.applied_snapshot::text "
+			   "FROM redshift_fdw._mat($1) m",
+			   2, types, values, nulls);
+	if (strcmp(local_value(1), "t") != 0)
+		return;
+	recorded = local_value(2);
+	apply->checkpoint_behind = true;
+	ereport(
+		WARNING,
+		(errmsg("materialization \"%s\": the checkpoint on Redshift is "
+				"older than the last apply recorded here; reloading %s",
+				apply->name, apply->target_label),
+		 errdetail("Redshift's checkpoint: %s; the last apply here: %s. "
+				   "The change log no longer holds the changes between.",
+				   apply->applied_snapshot ? apply->applied_snapshot : "none",
+				   recorded),
+		 errhint("Was the Redshift schema restored from a backup? The "
+				 "reload replaces the table%s.",
+				 apply->delta ? " (delta updates: every row is appended "
+								"again, as on a first apply)"
+							  : "")));
+}
+
+/*
  * Make the target table fit: create it (and its schema) when missing, add
  * the columns it lacks; an existing column of an incompatible type is an
  * error.  Records VARCHAR widths for widening.
@@ -1330,13 +1373,15 @@ stage_changes(Apply *apply)
 				   (Datum[]){CStringGetTextDatum(apply->name)}, NULL);
 	/*
 	 * Changes since the checkpoint's snapshot; everything (a reload) when
-	 * there is none, or when the target gained columns that its rows lack
-	 * (standard updates: delta rows stay as they were appended).
+	 * there is none, when the target gained columns that its rows lack
+	 * (standard updates: delta rows stay as they were appended), or when the
+	 * checkpoint went back behind changes the log no longer holds.
 	 */
 	params->params[0].ptype = TEXTOID;
 	params->params[0].pflags = PARAM_FLAG_CONST;
-	params->params[0].isnull =
-		!(apply->applied_snapshot && !(apply->columns_added && !apply->delta));
+	params->params[0].isnull = !(apply->applied_snapshot &&
+								 !(apply->columns_added && !apply->delta)) ||
+							   apply->checkpoint_behind;
 	params->params[0].value =
 		params->params[0].isnull
 			? (Datum) 0
@@ -2038,6 +2083,7 @@ apply_remote(Apply *apply)
 	if (!run_transaction(apply, fence_transaction, "taking the checkpoint",
 						 &failure))
 		raise_failure(apply, &failure);
+	check_checkpoint_behind(apply);
 	apply->apply_prefix =
 		psprintf("%s/" INT64_FORMAT, apply->name, apply->fence);
 	remove_leftovers(apply);

@@ -383,6 +383,28 @@ my $orow2 = "concat_ws('|', r.id::text, r.owner::text, quote_nullable(r.note::te
 is(backing_sql(digest_sql($orow2, "$schema.owned")), sql(digest_sql($orow2, 'owned')),
 	'and Redshift equals the source');
 
+# --- a checkpoint on Redshift older than the last apply (a restore) --------------------
+is(sql(q{SELECT string_agg(redshift_fdw._mat_snapshot_behind(r::pg_snapshot, l::pg_snapshot)::text, ' ')
+           FROM (VALUES ('10:20:15', '10:20:15'), ('10:25:', '10:20:15'), ('10:18:', '10:20:15'),
+                        ('10:20:15,17', '10:20:15'), ('10:20:', '10:20:15'), (NULL, '10:20:')) v(r, l)}),
+	'false false true true false false',
+	'a checkpoint is behind when taken with a lower xmax, or saw running what the recorded one saw committed');
+my $old_ckpt = backing_sql("SELECT applied_snapshot FROM $schema.redshift_fdw_checkpoints WHERE name = 'owned'");
+backing_sql("CREATE TABLE $schema.owned_backup AS SELECT * FROM $schema.owned");
+sql(q{UPDATE owned SET note = 'applied, then lost in the restore' WHERE id IN (1, 4);
+      DELETE FROM owned WHERE id = 7; INSERT INTO owned VALUES (50, 1, 'also lost')});
+is(sql("SELECT redshift_fdw.sync('owned')"), '4', 'owned: a sync applies four changes');
+backing_sql("BEGIN; DELETE FROM $schema.owned; INSERT INTO $schema.owned SELECT * FROM $schema.owned_backup;
+             UPDATE $schema.redshift_fdw_checkpoints SET applied_snapshot = '$old_ckpt' WHERE name = 'owned';
+             DROP TABLE $schema.owned_backup; COMMIT");
+sql(q{INSERT INTO owned VALUES (51, 1, 'after the restore')});
+my ($ret, $rows, $warn) = $node->psql('postgres', "SELECT redshift_fdw.sync('owned')");
+is($rows, sql('SELECT count(*) FROM owned'), 'after the restore the sync reloads the table');
+like($warn, qr/WARNING:  materialization "owned": the checkpoint on Redshift is older than the last apply recorded here; reloading \Q$schema\E\.owned/,
+	'and warns why');
+is(backing_sql(digest_sql($orow2, "$schema.owned")), sql(digest_sql($orow2, 'owned')),
+	'Redshift equals the source again, the changes the restore undid included');
+
 # --- a column added to the source ------------------------------------------------
 sql(q{CREATE TABLE evolving (id int PRIMARY KEY, v text);
       INSERT INTO evolving SELECT g, 'e' || g FROM generate_series(1, 10) g});
