@@ -2104,9 +2104,16 @@ apply_remote(Apply *apply)
 								: "")));
 	if (apply->rows == 0 && !apply->reload)
 	{
-		/* the checkpoint already covers everything */
+		/*
+		 * The checkpoint already covers everything, and stays as it is: the
+		 * local record (and the trim) follow it, not this apply's snapshot,
+		 * so the record is never ahead of Redshift's checkpoint (which
+		 * would look like a restore, see check_checkpoint_behind).  No
+		 * change lies between the two.
+		 */
 		if (apply->pipelined)
 			pipeline_abandon(apply, "nothing to load");
+		apply->snapshot = apply->applied_snapshot;
 		return;
 	}
 	load_started = GetCurrentTimestamp();
