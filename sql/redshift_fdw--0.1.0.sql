@@ -1175,27 +1175,39 @@ END $t$
 $f$, fn, log_name, keys, img_col, new_keys, new_img, old_keys, old_img, same_key);
   EXECUTE format('REVOKE ALL ON FUNCTION %s() FROM PUBLIC', fn);
   -- a statement on a partition does not fire its parent's statement
-  -- triggers: every table of a partition tree gets them.  ENABLE ALWAYS:
-  -- they fire under session_replication_role = replica too (a bulk load
-  -- that skips the source's own triggers still changes the table).
+  -- triggers: every table of a partition tree gets them (and one that
+  -- joins the tree later, see _mat_guard_alter)
   FOR member IN SELECT relid FROM pg_partition_tree(m.source)
                  UNION SELECT m.source LOOP
     CONTINUE WHEN (SELECT relkind FROM pg_class WHERE oid = member) NOT IN ('r', 'p');
-    EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows '
-                   'FOR EACH STATEMENT EXECUTE FUNCTION %s()', 'redshift_fdw_' || m.id || '_insert', member, fn);
-    EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows '
-                   'NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION %s()',
-                   'redshift_fdw_' || m.id || '_update', member, fn);
-    EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows '
-                   'FOR EACH STATEMENT EXECUTE FUNCTION %s()', 'redshift_fdw_' || m.id || '_delete', member, fn);
-    EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s()',
-                   'redshift_fdw_' || m.id || '_truncate', member, fn);
-    EXECUTE (SELECT format('ALTER TABLE ONLY %s %s', member,
-                           string_agg(format('ENABLE ALWAYS TRIGGER %I', 'redshift_fdw_' || m.id || '_' || o), ', '))
-               FROM unnest(ARRAY['insert', 'update', 'delete', 'truncate']) o);
+    PERFORM redshift_fdw._mat_track_table(m.id, member);
   END LOOP;
   RETURN log_name::regclass;
 END $body$;
+
+-- The four statement triggers of materialization id on one table of its
+-- source's partition tree.  ENABLE ALWAYS: they fire under
+-- session_replication_role = replica too (a bulk load that skips the
+-- source's own triggers still changes the table).
+CREATE FUNCTION redshift_fdw._mat_track_table(id bigint, member regclass)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+  fn text := format('redshift_fdw_changes.log_changes_%s', id);
+  prefix text := 'redshift_fdw_' || id;
+BEGIN
+  EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows '
+                 'FOR EACH STATEMENT EXECUTE FUNCTION %s()', prefix || '_insert', member, fn);
+  EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows '
+                 'NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION %s()',
+                 prefix || '_update', member, fn);
+  EXECUTE format('CREATE TRIGGER %I AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows '
+                 'FOR EACH STATEMENT EXECUTE FUNCTION %s()', prefix || '_delete', member, fn);
+  EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s()',
+                 prefix || '_truncate', member, fn);
+  EXECUTE (SELECT format('ALTER TABLE ONLY %s %s', member,
+                         string_agg(format('ENABLE ALWAYS TRIGGER %I', prefix || '_' || o), ', '))
+             FROM unnest(ARRAY['insert', 'update', 'delete', 'truncate']) o);
+END $$;
 
 -- Removes a materialization's triggers, log and trigger function.
 CREATE FUNCTION redshift_fdw._mat_remove_tracking(m redshift_fdw.materialization)
@@ -1358,17 +1370,26 @@ BEGIN
   DELETE FROM redshift_fdw.runs r WHERE r.kind = 'materialization' AND r.binding = m.name;
 END $$;
 
--- Keeps the change tracking of a source working through ALTER TABLE.  The
--- trigger function names the key columns, so renaming or dropping one
--- would make every later write to the source fail: that is refused, with
--- the way out in the hint.  A key column given another type takes its log
--- column along (the log holds keys of pending changes in the source's
--- type), or the ALTER is refused when those keys cannot be converted.
+-- Keeps the change tracking of a source working through ALTER TABLE and
+-- CREATE TABLE.  The trigger function names the key columns, so renaming
+-- or dropping one would make every later write to the source fail: that
+-- is refused, with the way out in the hint.  A key column given another
+-- type takes its log column along (the log holds keys of pending changes
+-- in the source's type), or the ALTER is refused when those keys cannot
+-- be converted.  A table that joins a tracked partition tree (CREATE
+-- TABLE ... PARTITION OF, ATTACH PARTITION) gets the triggers, and the
+-- rows it brings are logged as inserts: they are new to the source.  One
+-- that leaves it (DETACH PARTITION) loses them; its rows stay on
+-- Redshift as they were.
 CREATE FUNCTION redshift_fdw._mat_guard_alter()
 RETURNS event_trigger LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   k record;
+  m redshift_fdw.materialization;
+  member regclass;
+  cols text;
+  keys text;
 BEGIN
   FOR k IN
     SELECT x.name, x.source, x.change_log, c.col, a.attname IS NULL AS gone,
@@ -1402,10 +1423,42 @@ BEGIN
                             'or drop the materialization first.', k.name);
     END;
   END LOOP;
+  FOR m IN
+    SELECT x.* FROM redshift_fdw.materialization x
+     WHERE EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands() d
+                    WHERE d.classid = 'pg_class'::regclass
+                      AND (d.objid = x.source
+                           OR d.objid IN (SELECT t.relid FROM pg_partition_tree(x.source) t)))
+  LOOP
+    cols := (SELECT string_agg(quote_ident(c), ', ') FROM unnest(m.key_columns) c);
+    keys := (SELECT string_agg('s.' || quote_ident(c), ', ') FROM unnest(m.key_columns) c);
+    -- (pg_partition_tree gives nothing for a table that is not partitioned)
+    FOR member IN
+      SELECT t.relid FROM (SELECT relid FROM pg_partition_tree(m.source) UNION SELECT m.source) t
+        JOIN pg_class c ON c.oid = t.relid
+       WHERE c.relkind IN ('r', 'p')
+         AND NOT EXISTS (SELECT 1 FROM pg_trigger g
+                          WHERE g.tgrelid = t.relid AND g.tgname = format('redshift_fdw_%s_insert', m.id))
+    LOOP
+      PERFORM redshift_fdw._mat_track_table(m.id, member);
+      EXECUTE format('INSERT INTO %s (_rsfdw_op, %s%s) SELECT ''I'', %s%s FROM ONLY %s s',
+                     m.change_log, cols,
+                     CASE WHEN m.delta_updates THEN ', _rsfdw_image' ELSE '' END,
+                     keys, CASE WHEN m.delta_updates THEN ', to_jsonb(s)' ELSE '' END, member);
+    END LOOP;
+    FOR k IN
+      SELECT g.tgrelid::regclass AS rel, g.tgname FROM pg_trigger g
+       WHERE g.tgname IN (SELECT format('redshift_fdw_%s_%s', m.id, o)
+                            FROM unnest(ARRAY['insert', 'update', 'delete', 'truncate']) o)
+         AND g.tgrelid NOT IN (SELECT relid FROM pg_partition_tree(m.source) UNION SELECT m.source)
+    LOOP
+      EXECUTE format('DROP TRIGGER %I ON %s', k.tgname, k.rel);
+    END LOOP;
+  END LOOP;
 END $$;
 
 CREATE EVENT TRIGGER redshift_fdw_guard_alter ON ddl_command_end
-  WHEN TAG IN ('ALTER TABLE')
+  WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE')
   EXECUTE FUNCTION redshift_fdw._mat_guard_alter();
 
 -- Whether a key whose pending changes are all inserts is surely absent

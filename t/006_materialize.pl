@@ -342,6 +342,24 @@ is(sql("SELECT redshift_fdw.sync('parted')"), '3', 'changes made under the repli
 is(backing_sql(digest_sql($prow, "$schema.parted")), sql(digest_sql($prow, 'parted')),
 	'and Redshift equals the source');
 
+# --- partitions created, attached and detached later ---------------------------------
+sql(q{CREATE TABLE parted_mid PARTITION OF parted FOR VALUES FROM (200) TO (300);
+      INSERT INTO parted_mid VALUES (201, 'straight into a partition created later');
+      CREATE TABLE parted_more (id int NOT NULL, v text);
+      INSERT INTO parted_more SELECT g, 'brought along ' || g FROM generate_series(300, 309) g;
+      ALTER TABLE parted ATTACH PARTITION parted_more FOR VALUES FROM (300) TO (400)});
+is(sql("SELECT redshift_fdw.sync('parted')"), '11',
+	'a partition created later is tracked, and the rows an attached one brings are loaded');
+is(backing_sql(digest_sql($prow, "$schema.parted")), sql(digest_sql($prow, 'parted')),
+	'Redshift equals the source with its new partitions');
+my $before_detach = backing_sql(digest_sql($prow, "$schema.parted"));
+sql(q{ALTER TABLE parted DETACH PARTITION parted_more;
+      UPDATE parted_more SET v = 'changed once detached'});
+is(sql("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'parted_more'::regclass"), '0',
+	'a detached partition loses the tracking triggers');
+is(sql("SELECT redshift_fdw.sync('parted')"), '0', 'and its changes are not the source\'s');
+is(backing_sql(digest_sql($prow, "$schema.parted")), $before_detach, 'its rows stay on Redshift as they were');
+
 # --- upserts, MERGE and cascaded deletes ---------------------------------------------
 sql(q{CREATE TABLE owners (id int PRIMARY KEY);
       INSERT INTO owners SELECT g FROM generate_series(1, 3) g;
@@ -375,6 +393,8 @@ is(sql(q{SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a
           JOIN redshift_fdw.materialization m ON a.attrelid = m.change_log
          WHERE m.name = 'owned' AND a.attname = 'id'}),
 	'bigint', 'a key column given another type takes its change log column along');
+is(sql(q{SELECT count(*) FROM pg_trigger WHERE tgrelid = 'owned'::regclass AND tgname LIKE 'redshift_fdw_%'}),
+	'4', 'and the table keeps its tracking triggers');
 sql(q{INSERT INTO owned VALUES (41, 1, 'after the type change'); UPDATE owned SET v = 'renamed v next' WHERE id = 1});
 sql(q{ALTER TABLE owned RENAME COLUMN v TO note});
 is(sql("SELECT redshift_fdw.sync('owned')"), sql('SELECT count(*) FROM owned'),
