@@ -1131,7 +1131,6 @@ DECLARE
   old_keys text := (SELECT string_agg('_rsfdw_old.' || quote_ident(k), ', ') FROM unnest(m.key_columns) k);
   same_key text := (SELECT string_agg(format('_rsfdw_new.%1$I = _rsfdw_old.%1$I', k), ' AND ')
                       FROM unnest(m.key_columns) k);
-  member regclass;
   img_col text := CASE WHEN m.delta_updates THEN ', _rsfdw_image' ELSE '' END;
   new_img text := CASE WHEN m.delta_updates THEN ', to_jsonb(_rsfdw_new)' ELSE '' END;
   old_img text := CASE WHEN m.delta_updates THEN ', to_jsonb(_rsfdw_old)' ELSE '' END;
@@ -1177,13 +1176,25 @@ $f$, fn, log_name, keys, img_col, new_keys, new_img, old_keys, old_img, same_key
   -- a statement on a partition does not fire its parent's statement
   -- triggers: every table of a partition tree gets them (and one that
   -- joins the tree later, see _mat_guard_alter)
-  FOR member IN SELECT relid FROM pg_partition_tree(m.source)
-                 UNION SELECT m.source LOOP
-    CONTINUE WHEN (SELECT relkind FROM pg_class WHERE oid = member) NOT IN ('r', 'p');
-    PERFORM redshift_fdw._mat_track_table(m.id, member);
-  END LOOP;
+  PERFORM redshift_fdw._mat_track_table(m.id, t) FROM redshift_fdw._mat_tracked_tables(m.source) t;
   RETURN log_name::regclass;
 END $body$;
+
+-- The tables of a source that carry its triggers: the source and, when it
+-- is partitioned, every table of its tree (pg_partition_tree gives
+-- nothing for a table that is not partitioned).
+CREATE FUNCTION redshift_fdw._mat_tracked_tables(source regclass)
+RETURNS SETOF regclass LANGUAGE sql STABLE AS $$
+SELECT t.relid FROM (SELECT relid FROM pg_partition_tree(source) UNION SELECT source) t
+  JOIN pg_class c ON c.oid = t.relid
+ WHERE c.relkind IN ('r', 'p')
+$$;
+
+-- The names of materialization id's four triggers, on every table it tracks.
+CREATE FUNCTION redshift_fdw._mat_trigger_names(id bigint)
+RETURNS SETOF text LANGUAGE sql IMMUTABLE AS $$
+SELECT format('redshift_fdw_%s_%s', id, o) FROM unnest(ARRAY['insert', 'update', 'delete', 'truncate']) o
+$$;
 
 -- The four statement triggers of materialization id on one table of its
 -- source's partition tree.  ENABLE ALWAYS: they fire under
@@ -1205,8 +1216,8 @@ BEGIN
   EXECUTE format('CREATE TRIGGER %I AFTER TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s()',
                  prefix || '_truncate', member, fn);
   EXECUTE (SELECT format('ALTER TABLE ONLY %s %s', member,
-                         string_agg(format('ENABLE ALWAYS TRIGGER %I', prefix || '_' || o), ', '))
-             FROM unnest(ARRAY['insert', 'update', 'delete', 'truncate']) o);
+                         string_agg(format('ENABLE ALWAYS TRIGGER %I', name), ', '))
+             FROM redshift_fdw._mat_trigger_names(id) name);
 END $$;
 
 -- Removes a materialization's triggers, log and trigger function.
@@ -1216,8 +1227,7 @@ DECLARE
   t record;
 BEGIN
   FOR t IN SELECT DISTINCT tg.tgrelid::regclass AS rel, tg.tgname FROM pg_trigger tg
-            WHERE tg.tgname IN (SELECT 'redshift_fdw_' || m.id || '_' || o
-                                  FROM unnest(ARRAY['insert', 'update', 'delete', 'truncate']) o) LOOP
+            WHERE tg.tgname IN (SELECT redshift_fdw._mat_trigger_names(m.id)) LOOP
     EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', t.tgname, t.rel);
   END LOOP;
   EXECUTE format('DROP TABLE IF EXISTS redshift_fdw_changes.changes_%s', m.id);
@@ -1427,18 +1437,14 @@ BEGIN
     SELECT x.* FROM redshift_fdw.materialization x
      WHERE EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands() d
                     WHERE d.classid = 'pg_class'::regclass
-                      AND (d.objid = x.source
-                           OR d.objid IN (SELECT t.relid FROM pg_partition_tree(x.source) t)))
+                      AND d.objid IN (SELECT redshift_fdw._mat_tracked_tables(x.source)))
   LOOP
     cols := (SELECT string_agg(quote_ident(c), ', ') FROM unnest(m.key_columns) c);
     keys := (SELECT string_agg('s.' || quote_ident(c), ', ') FROM unnest(m.key_columns) c);
-    -- (pg_partition_tree gives nothing for a table that is not partitioned)
     FOR member IN
-      SELECT t.relid FROM (SELECT relid FROM pg_partition_tree(m.source) UNION SELECT m.source) t
-        JOIN pg_class c ON c.oid = t.relid
-       WHERE c.relkind IN ('r', 'p')
-         AND NOT EXISTS (SELECT 1 FROM pg_trigger g
-                          WHERE g.tgrelid = t.relid AND g.tgname = format('redshift_fdw_%s_insert', m.id))
+      SELECT t FROM redshift_fdw._mat_tracked_tables(m.source) t
+       WHERE NOT EXISTS (SELECT 1 FROM pg_trigger g
+                          WHERE g.tgrelid = t AND g.tgname = format('redshift_fdw_%s_insert', m.id))
     LOOP
       PERFORM redshift_fdw._mat_track_table(m.id, member);
       EXECUTE format('INSERT INTO %s (_rsfdw_op, %s%s) SELECT ''I'', %s%s FROM ONLY %s s',
@@ -1448,9 +1454,8 @@ BEGIN
     END LOOP;
     FOR k IN
       SELECT g.tgrelid::regclass AS rel, g.tgname FROM pg_trigger g
-       WHERE g.tgname IN (SELECT format('redshift_fdw_%s_%s', m.id, o)
-                            FROM unnest(ARRAY['insert', 'update', 'delete', 'truncate']) o)
-         AND g.tgrelid NOT IN (SELECT relid FROM pg_partition_tree(m.source) UNION SELECT m.source)
+       WHERE g.tgname IN (SELECT redshift_fdw._mat_trigger_names(m.id))
+         AND g.tgrelid NOT IN (SELECT redshift_fdw._mat_tracked_tables(m.source))
     LOOP
       EXECUTE format('DROP TRIGGER %I ON %s', k.tgname, k.rel);
     END LOOP;

@@ -836,36 +836,33 @@ fence_transaction(Apply *apply, RemoteFailure *failure)
 static void
 check_checkpoint_behind(Apply *apply)
 {
-	Oid types[2] = {TEXTOID, TEXTOID};
-	Datum values[2] = {CStringGetTextDatum(apply->name),
-					   apply->applied_snapshot
-						   ? CStringGetTextDatum(apply->applied_snapshot)
-						   : (Datum) 0};
-	char nulls[2] = {' ', apply->applied_snapshot ? ' ' : 'n'};
 	char *recorded;
 
+	if (apply->applied_snapshot == NULL)
+		return; /* no checkpoint: the apply reloads anyway */
 	local_exec("SELECT redshift_fdw._mat_snapshot_behind($2::pg_snapshot, "
 			   "m.applied_snapshot), m.applied_snapshot::text "
 			   "FROM redshift_fdw._mat($1) m",
-			   2, types, values, nulls);
+			   2, (Oid[]){TEXTOID, TEXTOID},
+			   (Datum[]){CStringGetTextDatum(apply->name),
+						 CStringGetTextDatum(apply->applied_snapshot)},
+			   NULL);
 	if (strcmp(local_value(1), "t") != 0)
 		return;
 	recorded = local_value(2);
 	apply->checkpoint_behind = true;
-	ereport(
-		WARNING,
-		(errmsg("materialization \"%s\": the checkpoint on Redshift is "
-				"older than the last apply recorded here; reloading %s",
-				apply->name, apply->target_label),
-		 errdetail("Redshift's checkpoint: %s; the last apply here: %s. "
-				   "The change log no longer holds the changes between.",
-				   apply->applied_snapshot ? apply->applied_snapshot : "none",
-				   recorded),
-		 errhint("Was the Redshift schema restored from a backup? The "
-				 "reload replaces the table%s.",
-				 apply->delta ? " (delta updates: every row is appended "
-								"again, as on a first apply)"
-							  : "")));
+	ereport(WARNING,
+			(errmsg("materialization \"%s\": the checkpoint on Redshift is "
+					"older than the last apply recorded here; reloading %s",
+					apply->name, apply->target_label),
+			 errdetail("Redshift's checkpoint: %s; the last apply here: %s. "
+					   "The change log no longer holds the changes between.",
+					   apply->applied_snapshot, recorded),
+			 errhint("Was the Redshift schema restored from a backup? The "
+					 "reload replaces the table%s.",
+					 apply->delta ? " (delta updates: every row is appended "
+									"again, as on a first apply)"
+								  : "")));
 }
 
 /*
