@@ -1153,9 +1153,11 @@ BEGIN
                FROM pg_attribute a
               WHERE a.attrelid = log_name::regclass AND a.attnum > 0 AND NOT a.attisdropped);
   END IF;
+  -- The writer's extra_float_digits and IntervalStyle would shape a delta
+  -- image's floats (digits lost under 0) and intervals: fixed here.
   EXECUTE format($f$
 CREATE FUNCTION %1$s() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp AS $t$
+SET search_path = pg_catalog, pg_temp SET extra_float_digits = 3 SET intervalstyle = 'postgres' AS $t$
 BEGIN
   IF TG_OP = 'INSERT' THEN
     INSERT INTO %2$s (_rsfdw_op, %3$s%4$s) SELECT 'I', %5$s%6$s FROM new_rows _rsfdw_new;
