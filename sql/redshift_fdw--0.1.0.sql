@@ -981,6 +981,10 @@ ALTER TABLE redshift_fdw.materialization ENABLE ROW LEVEL SECURITY;
 CREATE POLICY materialization_owner ON redshift_fdw.materialization
   USING (pg_has_role(current_user, owner, 'MEMBER'))
   WITH CHECK (pg_has_role(current_user, owner, 'MEMBER'));
+-- The owner of a source sees the bindings that track it: _mat_guard_alter
+-- runs as whoever alters the table.
+CREATE POLICY materialization_source_owner ON redshift_fdw.materialization FOR SELECT
+  USING (pg_has_role(current_user, (SELECT c.relowner FROM pg_class c WHERE c.oid = source), 'USAGE'));
 GRANT SELECT, INSERT, UPDATE, DELETE ON redshift_fdw.materialization TO PUBLIC;
 GRANT USAGE ON SEQUENCE redshift_fdw.materialization_id_seq TO PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('redshift_fdw.materialization', '');
@@ -1382,6 +1386,34 @@ BEGIN
   DELETE FROM redshift_fdw.runs r WHERE r.kind = 'materialization' AND r.binding = m.name;
 END $$;
 
+-- Before _mat_guard_alter writes to a binding's change log on behalf of
+-- the role that ran a command: that role must act for the binding's owner
+-- (the log is the owner's), and the log must be the binding's own, as
+-- create_materialization made it -- redshift_fdw_changes.changes_<id>,
+-- owned by the binding's owner, with no triggers -- whatever the catalog
+-- row (which its owner can write) says.
+CREATE FUNCTION redshift_fdw._mat_guard_log(m redshift_fdw.materialization)
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF m.change_log IS DISTINCT FROM to_regclass(format('redshift_fdw_changes.changes_%s', m.id))
+     OR (SELECT c.relowner FROM pg_class c WHERE c.oid = m.change_log) IS DISTINCT FROM m.owner
+     OR EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = m.change_log) THEN
+    RAISE EXCEPTION 'the change log of materialization "%" is not the one it was created with', m.name
+      USING ERRCODE = 'object_not_in_prerequisite_state',
+            DETAIL = format('A change log is the table redshift_fdw_changes.changes_%s, owned by %s, '
+                            'without triggers; the catalog names %s.', m.id, m.owner, m.change_log),
+            HINT = format('Drop the materialization (SELECT redshift_fdw.drop_materialization(%L)) '
+                          'and create it again.', m.name);
+  END IF;
+  IF NOT pg_has_role(current_user, m.owner, 'USAGE') THEN
+    RAISE EXCEPTION 'materialization "%" tracks %: only its owner, %, can make this change', m.name,
+                    m.source, m.owner
+      USING ERRCODE = 'insufficient_privilege',
+            DETAIL = 'The change follows into its change log, which belongs to the owner.',
+            HINT = format('Run it as %s (SET ROLE), or grant that role to %s.', m.owner, current_user);
+  END IF;
+END $$;
+
 -- Keeps the change tracking of a source working through ALTER TABLE and
 -- CREATE TABLE.  The trigger function names the key columns, so renaming
 -- or dropping one would make every later write to the source fail: that
@@ -1393,8 +1425,14 @@ END $$;
 -- rows it brings are logged as inserts: they are new to the source.  One
 -- that leaves it (DETACH PARTITION) loses them; its rows stay on
 -- Redshift as they were.
+--
+-- It runs as the role that ran the command, not as the extension's owner:
+-- it writes to a change log and creates triggers, objects the binding's
+-- owner controls (a trigger the owner put on the log would otherwise run
+-- with the extension owner's rights).  So that role must be a member of
+-- the binding's owner for the tracking to follow (_mat_guard_log).
 CREATE FUNCTION redshift_fdw._mat_guard_alter()
-RETURNS event_trigger LANGUAGE plpgsql SECURITY DEFINER
+RETURNS event_trigger LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   k record;
@@ -1402,16 +1440,20 @@ DECLARE
   member regclass;
   cols text;
   keys text;
+  touched oid[] := ARRAY(SELECT d.objid FROM pg_event_trigger_ddl_commands() d
+                          WHERE d.classid = 'pg_class'::regclass);
 BEGIN
+  IF cardinality(touched) = 0 THEN
+    RETURN;
+  END IF;
   FOR k IN
-    SELECT x.name, x.source, x.change_log, c.col, a.attname IS NULL AS gone,
+    SELECT x, x.name, x.source, x.change_log, c.col, a.attname IS NULL AS gone,
            format_type(a.atttypid, a.atttypmod) AS new_type
       FROM redshift_fdw.materialization x
      CROSS JOIN LATERAL unnest(x.key_columns) c(col)
       JOIN pg_attribute l ON l.attrelid = x.change_log AND l.attname = c.col AND NOT l.attisdropped
       LEFT JOIN pg_attribute a ON a.attrelid = x.source AND a.attname = c.col AND NOT a.attisdropped
-     WHERE x.source IN (SELECT d.objid FROM pg_event_trigger_ddl_commands() d
-                         WHERE d.classid = 'pg_class'::regclass)
+     WHERE x.source = ANY (touched)
        AND (a.attname IS NULL OR (a.atttypid, a.atttypmod) IS DISTINCT FROM (l.atttypid, l.atttypmod))
   LOOP
     IF k.gone THEN
@@ -1421,6 +1463,7 @@ BEGIN
               HINT = format('Drop the materialization first (SELECT redshift_fdw.drop_materialization(%L)), '
                             'then create it again with the new key.', k.name);
     END IF;
+    PERFORM redshift_fdw._mat_guard_log(k.x);
     BEGIN
       -- through text: the keys are values the source held (and an empty
       -- log converts whatever the types)
@@ -1437,9 +1480,7 @@ BEGIN
   END LOOP;
   FOR m IN
     SELECT x.* FROM redshift_fdw.materialization x
-     WHERE EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands() d
-                    WHERE d.classid = 'pg_class'::regclass
-                      AND d.objid IN (SELECT redshift_fdw._mat_tracked_tables(x.source)))
+     WHERE EXISTS (SELECT 1 FROM redshift_fdw._mat_tracked_tables(x.source) t WHERE t = ANY (touched))
   LOOP
     cols := (SELECT string_agg(quote_ident(c), ', ') FROM unnest(m.key_columns) c);
     keys := (SELECT string_agg('s.' || quote_ident(c), ', ') FROM unnest(m.key_columns) c);
@@ -1448,6 +1489,7 @@ BEGIN
        WHERE NOT EXISTS (SELECT 1 FROM pg_trigger g
                           WHERE g.tgrelid = t AND g.tgname = format('redshift_fdw_%s_insert', m.id))
     LOOP
+      PERFORM redshift_fdw._mat_guard_log(m);
       PERFORM redshift_fdw._mat_track_table(m.id, member);
       EXECUTE format('INSERT INTO %s (_rsfdw_op, %s%s) SELECT ''I'', %s%s FROM ONLY %s s',
                      m.change_log, cols,
