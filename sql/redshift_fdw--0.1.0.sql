@@ -1532,6 +1532,21 @@ SELECT NOT m.soft_delete
                                         AND a.attname = ANY (m.key_columns))))
 $$;
 
+-- The snapshot an apply takes as its high-water mark: the current one,
+-- with this transaction's own xid (when it has one) among the running.
+-- pg_current_snapshot() leaves it out, so a change this transaction
+-- writes after sync() (or wrote before it) would count as committed, and
+-- as applied by this apply, which cannot load it; it goes with the first
+-- apply after this transaction commits.
+CREATE FUNCTION redshift_fdw._mat_snapshot()
+RETURNS pg_snapshot LANGUAGE sql VOLATILE AS $$
+SELECT CASE WHEN x IS NULL OR x >= pg_snapshot_xmax(s) THEN s -- (at xmax: running already)
+            ELSE format('%s:%s:%s', least(pg_snapshot_xmin(s), x), pg_snapshot_xmax(s),
+                        (SELECT string_agg(v::text, ',' ORDER BY v)
+                           FROM (SELECT pg_snapshot_xip(s) UNION SELECT x) u(v)))::pg_snapshot END
+  FROM (SELECT pg_current_snapshot(), pg_current_xact_id_if_assigned()) a(s, x)
+$$;
+
 -- The changes of an apply, as a query for materialize.c (parameter $1:
 -- the snapshot the checkpoint recorded, NULL before the first apply).
 -- Rows are (op, seq, meta, the columns' values...).  One statement, so that
@@ -1633,7 +1648,7 @@ BEGIN
     -- the inserted ones (each inserted key is there, under this snapshot)
     -- and no hash of the keys is needed at all.
     RETURN format($q$
-WITH snap AS MATERIALIZED (SELECT pg_current_snapshot() AS s),
+WITH snap AS MATERIALIZED (SELECT redshift_fdw._mat_snapshot() AS s),
 seen AS MATERIALIZED (
   SELECT $1::pg_snapshot IS NULL OR ops & 1 <> 0 AS reload, ops & 6 <> 0 AS not_inserts,
          ops & 2 <> 0 AS deletes, n, low, high
@@ -1678,7 +1693,7 @@ $q$, m.change_log, pending, log_keys, src_cols, m.source, key_join, gone_cols, n
                       low_key) END);
   END IF;
   RETURN format($q$
-WITH snap AS MATERIALIZED (SELECT pg_current_snapshot() AS s)
+WITH snap AS MATERIALIZED (SELECT redshift_fdw._mat_snapshot() AS s)
 SELECT CASE WHEN $1::pg_snapshot IS NULL THEN 'R' ELSE 'S' END, NULL::bigint, snap.s::text, %6$s
   FROM snap
 UNION ALL
@@ -1789,7 +1804,7 @@ BEGIN
     RETURN true;
   END IF;
   EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s WHERE NOT pg_visible_in_snapshot(_rsfdw_xid, $1) '
-                 'AND pg_visible_in_snapshot(_rsfdw_xid, pg_current_snapshot()))', m.change_log)
+                 'AND pg_visible_in_snapshot(_rsfdw_xid, redshift_fdw._mat_snapshot()))', m.change_log)
     INTO found USING m.applied_snapshot;
   RETURN found;
 END $$;

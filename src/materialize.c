@@ -2153,18 +2153,6 @@ redshift_fdw_apply(PG_FUNCTION_ARGS)
 		elog(ERROR, "redshift_fdw: _apply must return a record");
 	apply->started = GetCurrentTimestamp();
 	SPI_connect();
-	local_exec("SELECT pg_current_xact_id_if_assigned() IS NOT NULL", 0, NULL,
-			   NULL, NULL);
-	if (strcmp(local_value(1), "t") == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
-				 errmsg("materialization \"%s\" cannot be applied in a "
-						"transaction that has written data",
-						name),
-				 errdetail("The apply would treat this transaction's "
-						   "uncommitted changes as committed."),
-				 errhint("Call sync() on its own, or before the transaction "
-						 "writes.")));
 	load_binding(apply, name);
 	local_exec("SELECT pg_advisory_xact_lock($1)", 1, (Oid[]){INT8OID},
 			   (Datum[]){Int64GetDatum(apply->lock_key)}, NULL);

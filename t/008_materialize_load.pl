@@ -297,6 +297,36 @@ is(sql(qq{BEGIN; SELECT redshift_fdw.sync('fresh');
           SELECT count(*) || ' ' || (pg_relation_size('$trim_log') > 0) FROM $trim_log; COMMIT;}),
 	"10\n0 true", 'inside a transaction block the log is emptied, not truncated');
 
+# A transaction's own changes go with the first apply after it commits,
+# whether written before sync() or after it in the same block.  Once
+# another transaction has committed after the block took its xid, the
+# current snapshot counts that xid as committed (it leaves a backend's own
+# xid out): the apply's high-water mark must not.
+sql(q{CREATE TABLE bystander (n int)});
+sub own_xid_block
+{
+	my ($first, $then) = @_;
+	my $block = $node->background_psql('postgres');
+	$block->query_safe("BEGIN; $first");
+	sql(q{INSERT INTO bystander VALUES (1)});
+	my $rows = $block->query_safe("SELECT redshift_fdw.sync('fresh')");
+	$block->query_safe($then);
+	$block->quit;
+	return $rows;
+}
+sql(q{INSERT INTO fresh VALUES (9000, 'committed before the block', 0, now())});
+is(own_xid_block(q{INSERT INTO bystander VALUES (0)},
+		q{INSERT INTO fresh VALUES (9001, 'after sync, same transaction', 1, now()); COMMIT}),
+	'1', 'sync() in a block with an xid');
+is(sql("SELECT redshift_fdw.sync('fresh')"), '1', 'a change written after sync() in its block goes with the next apply');
+is(own_xid_block(q{INSERT INTO fresh VALUES (9002, 'before sync, same transaction', 2, now())}, 'COMMIT'),
+	'0', 'sync() in a block that wrote leaves its changes');
+is(sql("SELECT redshift_fdw.sync('fresh')"), '1', 'to the next apply, once committed');
+is(own_xid_block(q{INSERT INTO fresh VALUES (9003, 'rolled back', 3, now())}, 'ROLLBACK'),
+	'0', 'sync() in a block that is rolled back');
+is(sql("SELECT redshift_fdw.sync('fresh')"), '0', 'its changes never reach Redshift');
+equal('fresh', 'fresh', 'sync() in transaction blocks: Redshift equals the source');
+
 # --- nothing staged left, no secret anywhere -----------------------------------------
 is(sql("SELECT count(*) FROM redshift_fdw.s3_list('rs', '') WHERE key NOT LIKE '%s\\_rs%'"), '0',
 	'no staging file left behind by the successful applies');
