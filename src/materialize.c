@@ -45,12 +45,14 @@
 #include "pgstat.h"
 #include "pgtime.h"
 #include "storage/latch.h"
+#include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/float.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "aws_credentials.h"
@@ -542,13 +544,31 @@ load_binding(Apply *apply, const char *name)
 	Datum values[1] = {CStringGetTextDatum(name)};
 	uint64 i;
 
+	Oid source;
+
 	local_exec("SELECT server, source::text, delta_updates, soft_delete, "
-			   "lock_key, checkpoint_key, target_schema, target_table "
-			   "FROM redshift_fdw._mat($1)",
+			   "lock_key, checkpoint_key, target_schema, target_table, "
+			   "source::oid FROM redshift_fdw._mat($1)",
 			   1, types, values, NULL);
 	apply->name = pstrdup(name);
 	apply->server = GetForeignServerByName(local_value(1), false);
 	apply->source = local_value(2);
+	/*
+	 * The source keeps the columns read below until the apply ends: a DROP
+	 * or ALTER COLUMN meanwhile would change the shape of the change rows.
+	 */
+	source = DatumGetObjectId(
+		DirectFunctionCall1(oidin, CStringGetDatum(local_value(9))));
+	LockRelationOid(source, AccessShareLock);
+	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(source)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("materialization \"%s\": its source table (OID %u) "
+						"no longer exists",
+						name, source),
+				 errhint("Drop the materialization: SELECT "
+						 "redshift_fdw.drop_materialization(%s).",
+						 quote_literal_cstr(name))));
 	apply->delta = strcmp(local_value(3), "t") == 0;
 	apply->soft_delete = strcmp(local_value(4), "t") == 0;
 	apply->lock_key = pg_strtoint64(local_value(5));
@@ -1234,6 +1254,17 @@ changes_startup(DestReceiver *self, int operation, TupleDesc desc)
 	ChangeReceiver *receiver = (ChangeReceiver *) self;
 	Apply *apply = receiver->apply;
 	int i;
+	ListCell *lc;
+	int source_columns = 0;
+
+	foreach (lc, apply->columns)
+		if (!((MatColumn *) lfirst(lc))->extra)
+			source_columns++;
+	if (desc->natts != 3 + source_columns)
+		elog(ERROR,
+			 "redshift_fdw: materialization \"%s\": the changes query gives "
+			 "%d columns, not %d",
+			 apply->name, desc->natts - 3, source_columns);
 
 	apply->output = MemoryContextAllocZero(receiver->context,
 										   sizeof(FmgrInfo) * desc->natts);

@@ -591,6 +591,39 @@ subtest 'h. a change committed while a repeatable-read sync applies' => sub {
 };
 
 # ----------------------------------------------------------------------
+# An apply reads the source's columns once, at its start: DDL that changes
+# them waits for it to end (it used to crash the backend when a column was
+# dropped meanwhile).  A dropped source is named as gone.
+subtest 'i. DDL on the source while an apply runs' => sub {
+	sql(q{CREATE TABLE shifty (id int PRIMARY KEY, a text, b int, c text);
+	      INSERT INTO shifty SELECT g, 'a' || g, g, 'c' || g FROM generate_series(1, 20) g;
+	      SELECT name FROM redshift_fdw.create_materialization('fx', 'shifty', 'rs', target_table => 'shifty');
+	      SELECT redshift_fdw.disable_materialization('fx')});
+	is(sql("SELECT redshift_fdw.sync('fx')"), '20', 'fx: first sync');
+	sql(q{UPDATE shifty SET c = c || '?'});
+	set_faults('{"faults": [{"kind": "delay", "match": "svv_columns", "seconds": 3, "count": 1}]}');
+	my $h = bg_sync('fx');
+	ok(wait_until(sub {
+				backing_sql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep%'") > 0
+			}),
+		'the apply is held before it reads the changes');
+	like(sql_error($node, "SET lock_timeout = '500ms'; ALTER TABLE shifty DROP COLUMN a"),
+		qr/canceling statement due to lock timeout/, 'a DROP COLUMN waits for the apply');
+	ok(bg_finish($h), 'the apply succeeds') or diag($h->{err});
+	set_faults($no_faults);
+	sql(q{ALTER TABLE shifty DROP COLUMN a; UPDATE shifty SET b = -b WHERE id <= 5});
+	is(sql("SELECT redshift_fdw.sync('fx')"), '5', 'after the DROP COLUMN the next sync applies the changes');
+	my $rows = q{string_agg(concat_ws('|', id, b, c), ',' ORDER BY id)};
+	is(backing_sql("SELECT $rows FROM $schema.shifty"), sql("SELECT $rows FROM shifty"),
+		'Redshift equals the source in the columns it has');
+	sql(q{DROP TABLE shifty});
+	like(sql_error($node, "\\set VERBOSITY verbose\nSELECT redshift_fdw.sync('fx')"),
+		qr/42P01: materialization "fx": its source table \(OID \d+\) no longer exists/,
+		'a dropped source is named as gone');
+	sql("SELECT redshift_fdw.drop_materialization('fx')");
+};
+
+# ----------------------------------------------------------------------
 set_faults($no_faults);
 my $errors = sql("SELECT string_agg(error, E'\\n') FROM redshift_fdw.runs WHERE error IS NOT NULL");
 isnt($errors, '', 'run history holds errors');
