@@ -202,7 +202,7 @@ typedef struct Apply
 	bool checkpoint_behind; /* older than the last apply recorded here */
 
 	/* what this apply stages */
-	char *apply_prefix; /* <binding>/<fence> */
+	char *apply_prefix; /* <binding>/<checkpoint key>/<fence> */
 	char *snapshot;		/* the high-water mark */
 	bool reload;		/* replace the whole target */
 	bool
@@ -2015,11 +2015,17 @@ resolve_authorization(Apply *apply)
 	apply->auth = buf.data;
 }
 
-/* Remove what earlier applies of the binding left in S3 (best effort). */
+/*
+ * Remove what earlier applies of the binding left in S3 (best effort):
+ * under its checkpoint key, which no other binding shares (another
+ * database's binding of the same name, with the same s3_prefix, stages
+ * beside it).
+ */
 static void
 remove_leftovers(Apply *apply)
 {
-	List *objects = s3_list(apply->s3, psprintf("%s/", apply->name));
+	List *objects = s3_list(
+		apply->s3, psprintf("%s/%s/", apply->name, apply->checkpoint_key));
 	List *keys = NIL;
 	ListCell *lc;
 
@@ -2112,8 +2118,8 @@ apply_remote(Apply *apply)
 						 &failure))
 		raise_failure(apply, &failure);
 	check_checkpoint_behind(apply);
-	apply->apply_prefix =
-		psprintf("%s/" INT64_FORMAT, apply->name, apply->fence);
+	apply->apply_prefix = psprintf("%s/%s/" INT64_FORMAT, apply->name,
+								   apply->checkpoint_key, apply->fence);
 	remove_leftovers(apply);
 	prepare_target(apply);
 	pgstat_report_activity(

@@ -654,6 +654,22 @@ like($err, qr/DETAIL:  File s3:\/\/\Q$ENV{S3_BUCKET}\/$prefix\E\/strict\/\S+, li
 	'with the staging file, line and column in DETAIL');
 is(backing_sql("SELECT count(*) FROM $schema.strict"), '0', 'nothing was loaded');
 cmp_ok(staged_files(), '>', 0, 'the failed load left its staging files');
+# A binding of the same name in another database, staging under the same
+# prefix (into another schema), stages beside them and leaves them be.
+my $left = staged_files();
+sql('CREATE DATABASE neighbour');
+$node->safe_psql('neighbour', qq{CREATE EXTENSION redshift_fdw;
+  @{[ create_staging_server('rs', "${schema}_n", $prefix) ]}
+  CREATE TABLE strict (id int PRIMARY KEY, v text);
+  INSERT INTO strict SELECT g, 'neighbour ' || g FROM generate_series(1, 5) g;
+  SELECT name FROM redshift_fdw.create_materialization('strict', 'strict', 'rs')});
+is($node->safe_psql('neighbour', "SELECT redshift_fdw.sync('strict')"), '5',
+	'a binding of the same name in another database syncs');
+is(backing_sql("SELECT string_agg(v, ',' ORDER BY id) FROM ${schema}_n.strict"),
+	'neighbour 1,neighbour 2,neighbour 3,neighbour 4,neighbour 5', 'its own rows');
+is(staged_files(), $left, 'and the leftovers of this database\'s failed apply are still there');
+sql('DROP DATABASE neighbour');
+remote_sql("DROP SCHEMA ${schema}_n CASCADE");
 remote_sql("ALTER TABLE $schema.strict DROP COLUMN extra");
 is(sql("SELECT redshift_fdw.sync('strict')"), '20', 'once the column is gone the sync succeeds');
 is(backing_sql("SELECT string_agg(id || ':' || v, ',' ORDER BY id) FROM $schema.strict"),
