@@ -1422,9 +1422,10 @@ END $$;
 -- in the source's type), or the ALTER is refused when those keys cannot
 -- be converted.  A table that joins a tracked partition tree (CREATE
 -- TABLE ... PARTITION OF, ATTACH PARTITION) gets the triggers, and the
--- rows it brings are logged as inserts: they are new to the source.  One
--- that leaves it (DETACH PARTITION) loses them; its rows stay on
--- Redshift as they were.
+-- rows it brings are logged: they are new to the source (as upserts with
+-- standard updates: a partition detached and attached again brings rows
+-- Redshift still has).  One that leaves it (DETACH PARTITION) loses them;
+-- its rows stay on Redshift as they were.
 --
 -- It runs as the role that ran the command, not as the extension's owner:
 -- it writes to a change log and creates triggers, objects the binding's
@@ -1491,10 +1492,11 @@ BEGIN
     LOOP
       PERFORM redshift_fdw._mat_guard_log(m);
       PERFORM redshift_fdw._mat_track_table(m.id, member);
-      EXECUTE format('INSERT INTO %s (_rsfdw_op, %s%s) SELECT ''I'', %s%s FROM ONLY %s s',
-                     m.change_log, cols,
-                     CASE WHEN m.delta_updates THEN ', _rsfdw_image' ELSE '' END,
-                     keys, CASE WHEN m.delta_updates THEN ', to_jsonb(s)' ELSE '' END, member);
+      -- standard updates: as upserts, not inserts (which load without
+      -- one): a partition attached again brings rows Redshift still has
+      EXECUTE format('INSERT INTO %s (_rsfdw_op, %s%s) SELECT %L, %s%s FROM ONLY %s s',
+                     m.change_log, cols, CASE WHEN m.delta_updates THEN ', _rsfdw_image' ELSE '' END,
+                     CASE WHEN m.delta_updates THEN 'I' ELSE 'U' END, keys, CASE WHEN m.delta_updates THEN ', to_jsonb(s)' ELSE '' END, member);
     END LOOP;
     FOR k IN
       SELECT g.tgrelid::regclass AS rel, g.tgname FROM pg_trigger g

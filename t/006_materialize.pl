@@ -356,6 +356,10 @@ is(sql("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'parted_more'::regclass"
 	'a detached partition loses the tracking triggers');
 is(sql("SELECT redshift_fdw.sync('parted')"), '0', 'and its changes are not the source\'s');
 is(backing_sql(digest_sql($prow, "$schema.parted")), $before_detach, 'its rows stay on Redshift as they were');
+sql(q{ALTER TABLE parted ATTACH PARTITION parted_more FOR VALUES FROM (300) TO (400)});
+is(sql("SELECT redshift_fdw.sync('parted')"), '10', 'attached again, its rows are applied');
+is(backing_sql(digest_sql($prow, "$schema.parted")), sql(digest_sql($prow, 'parted')),
+	'as upserts: Redshift equals the source, no row twice');
 
 # --- the event trigger runs as the role that ran the command ---------------------------
 # A binding's owner owns its change log, so a trigger she puts on it would
