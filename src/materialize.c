@@ -100,6 +100,7 @@ typedef struct MatColumn
 	bool is_key;
 	bool extra;		   /* added by the materialization (_rsfdw_...) */
 	bool exists;	   /* the Redshift table has it */
+	bool to_add;	   /* ... once the load transaction has added it */
 	TypeFamily family; /* of the Redshift column */
 	int width;		   /* VARCHAR width in bytes, 0 when not VARCHAR */
 	size_t longest;	   /* longest value staged, in bytes */
@@ -956,21 +957,45 @@ prepare_target(Apply *apply)
 	}
 	else
 		PQclear(res);
+	/*
+	 * Columns the source gained are added by the load transaction (see
+	 * add_columns), so that they are there exactly when its rows are: added
+	 * here, on their own, they would stay when the load fails, and the next
+	 * apply would not know the rows before lack them.
+	 */
 	foreach (lc, apply->columns)
 	{
 		MatColumn *col = lfirst(lc);
 
 		if (col->exists)
 			continue;
-		remote_command(
-			apply, psprintf("ALTER TABLE %s ADD COLUMN %s %s", apply->target,
-							identifier(col->remote_name), col->remote_type));
 		if (!col->extra)
 			apply->columns_added = true;
 		col->exists = true;
+		col->to_add = true;
 		col->family = type_family(col->remote_type);
 		col->width = col->family == FAM_VARCHAR ? 256 : 0;
 	}
+}
+
+/* In the load transaction: the columns the target lacks (prepare_target). */
+static bool
+add_columns(Apply *apply, RemoteFailure *failure)
+{
+	ListCell *lc;
+
+	foreach (lc, apply->columns)
+	{
+		MatColumn *col = lfirst(lc);
+
+		if (col->to_add &&
+			!step(apply,
+				  psprintf("ALTER TABLE %s ADD COLUMN %s %s", apply->target,
+						   identifier(col->remote_name), col->remote_type),
+				  NULL, failure))
+			return false;
+	}
+	return true;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1455,10 +1480,13 @@ widen_columns(Apply *apply)
 			col->longest <= (size_t) col->width)
 			continue;
 		width = stage_varchar_width(col->longest);
-		remote_command(
-			apply,
-			psprintf("ALTER TABLE %s ALTER COLUMN %s TYPE VARCHAR(%d)",
-					 apply->target, identifier(col->remote_name), width));
+		if (col->to_add) /* not there yet: added this wide */
+			col->remote_type = psprintf("VARCHAR(%d)", width);
+		else
+			remote_command(
+				apply,
+				psprintf("ALTER TABLE %s ALTER COLUMN %s TYPE VARCHAR(%d)",
+						 apply->target, identifier(col->remote_name), width));
 		ereport(DEBUG1, (errmsg("materialization \"%s\": %s.%s widened to "
 								"VARCHAR(%d)",
 								apply->name, apply->target_label,
@@ -1594,7 +1622,7 @@ begin_load(Apply *apply, RemoteFailure *failure)
 	}
 	for (k = 0; k < NUM_STREAMS; k++)
 		apply->streams[k].created = false;
-	return true;
+	return add_columns(apply, failure);
 }
 
 /* On a reload (standard updates), empty the target first. */

@@ -632,6 +632,20 @@ sql(q{DELETE FROM huge WHERE id = 3});
 is(sql("SELECT redshift_fdw.sync('huge')"), '2', 'after deleting the row the next sync succeeds');
 is(huge_remote(), sql(digest_sql($huge_row, 'huge')), 'and the sides are equal');
 isnt(huge_ckpt(), $ckpt_before, 'the checkpoint moved');
+# A column the source gains is added by the load transaction: an apply
+# that fails leaves the target without it, so the next one still knows
+# that the rows there lack it (and reloads them).
+sql(q{ALTER TABLE huge ADD COLUMN c int DEFAULT 7;
+      INSERT INTO huge VALUES (4, '{}', repeat('z', 5 * 1024 * 1024))});
+like(sql_error($node, "SELECT redshift_fdw.sync('huge')"), qr/key \(id\)=\(4\)/,
+	'a new column and a row over 4 MB: refused');
+is(backing_sql("SELECT count(*) FROM pg_attribute WHERE attrelid = '$schema.huge'::regclass AND attname = 'c'"),
+	'0', 'the new column is not left on Redshift');
+sql(q{UPDATE huge SET t = 'four' WHERE id = 4});
+is(sql("SELECT redshift_fdw.sync('huge')"), '3', 'the next sync adds it and reloads the table');
+my $huge_row_c = "concat_ws('|', r.id::text, quote_nullable(r.j::jsonb::text), quote_nullable(r.t::text), r.c::text)";
+is(backing_sql(digest_sql($huge_row_c, "$schema.huge")), sql(digest_sql($huge_row_c, 'huge')),
+	'every row has the new column\'s value');
 
 # --- columns equal ignoring case ---------------------------------------------------
 sql(q{CREATE TABLE clash (id int PRIMARY KEY, "ID" int, v text)});

@@ -597,8 +597,10 @@ subtest 'h. a change committed while a repeatable-read sync applies' => sub {
 subtest 'i. DDL on the source while an apply runs' => sub {
 	sql(q{CREATE TABLE shifty (id int PRIMARY KEY, a text, b int, c text);
 	      INSERT INTO shifty SELECT g, 'a' || g, g, 'c' || g FROM generate_series(1, 20) g;
+	      BEGIN;
 	      SELECT name FROM redshift_fdw.create_materialization('fx', 'shifty', 'rs', target_table => 'shifty');
-	      SELECT redshift_fdw.disable_materialization('fx')});
+	      SELECT redshift_fdw.disable_materialization('fx');
+	      COMMIT});
 	is(sql("SELECT redshift_fdw.sync('fx')"), '20', 'fx: first sync');
 	sql(q{UPDATE shifty SET c = c || '?'});
 	set_faults('{"faults": [{"kind": "delay", "match": "svv_columns", "seconds": 3, "count": 1}]}');

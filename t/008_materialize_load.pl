@@ -83,7 +83,7 @@ for my $server (qw(rs rs_gzip rs_none))
 	       SELECT name FROM redshift_fdw.create_materialization('s_$server', 's_$server', '$server',
 	                                                            target_table => 'strict_$server')});
 	like(sql_error($node, "SELECT redshift_fdw.sync('s_$server')"),
-		qr{Redshift rejected a row loading $schema\.strict_$server.*File s3://\S+/s_$server/\d+/upserts-0001\.\Q$suffix\E, line 2, column}s,
+		qr{Redshift rejected a row loading $schema\.strict_$server.*File s3://\S+/s_$server/[0-9a-f-]+/\d+/upserts-0001\.\Q$suffix\E, line 2, column}s,
 		"$server: COPY read the $suffix file (its error names file, line and column)");
 }
 
