@@ -734,11 +734,15 @@ redshift_materialize_schema(ForeignServer *server)
 	return schema;
 }
 
-/* The checkpoint table (in the server's schema), made when missing. */
+/*
+ * The checkpoint table (in the target's schema), made when missing.  Not
+ * in the server's schema: that option may change, and the binding's
+ * checkpoint must stay where its target is.
+ */
 static void
 ensure_checkpoint_table(Apply *apply)
 {
-	char *schema = redshift_materialize_schema(apply->server);
+	char *schema = apply->schema;
 
 	PGresult *res;
 	bool missing;
@@ -848,6 +852,54 @@ fence_transaction(Apply *apply, RemoteFailure *failure)
 }
 
 /*
+ * Redshift has no checkpoint for a binding that was applied before: its
+ * row (or the table) was dropped.  Standard updates reload the table, as
+ * a first apply does, and say so.  Delta updates would append every row
+ * again into a table that has them: refused while the target exists.
+ */
+static void
+check_checkpoint_missing(Apply *apply)
+{
+	PGresult *res;
+	bool target_exists;
+	char *recorded;
+
+	local_exec("SELECT applied_snapshot::text FROM redshift_fdw._mat($1)", 1,
+			   (Oid[]){TEXTOID}, (Datum[]){CStringGetTextDatum(apply->name)},
+			   NULL);
+	recorded = local_value(1);
+	if (recorded == NULL)
+		return;
+	res = remote_must(apply,
+					  psprintf("SELECT 1 FROM svv_tables WHERE table_schema = "
+							   "%s AND table_name = %s",
+							   literal(apply->schema), literal(apply->table)),
+					  NULL);
+	target_exists = PQntuples(res) > 0;
+	PQclear(res);
+	if (!target_exists)
+		return;
+	if (apply->delta)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("materialization \"%s\": its checkpoint is missing "
+						"from %s",
+						apply->name, apply->checkpoint),
+				 errdetail("The last apply here recorded %s. With delta "
+						   "updates, applying on would append every row of "
+						   "the source to %s again.",
+						   recorded, apply->target_label),
+				 errhint("Put the checkpoint row back, or start over: drop "
+						 "the Redshift table, or drop and create the "
+						 "materialization.")));
+	ereport(WARNING,
+			(errmsg("materialization \"%s\": its checkpoint is missing from "
+					"%s; reloading %s",
+					apply->name, apply->checkpoint, apply->target_label),
+			 errdetail("The last apply here recorded %s.", recorded)));
+}
+
+/*
  * A checkpoint on Redshift older than the last apply recorded here (the
  * schema restored from a backup, the row edited): the log no longer holds
  * the changes applied since, so applying on from the checkpoint would
@@ -860,7 +912,10 @@ check_checkpoint_behind(Apply *apply)
 	char *recorded;
 
 	if (apply->applied_snapshot == NULL)
+	{
+		check_checkpoint_missing(apply);
 		return; /* no checkpoint: the apply reloads anyway */
+	}
 	local_exec("SELECT redshift_fdw._mat_snapshot_behind($2::pg_snapshot, "
 			   "m.applied_snapshot), m.applied_snapshot::text "
 			   "FROM redshift_fdw._mat($1) m",

@@ -576,6 +576,27 @@ is(sql("SELECT redshift_fdw.sync('delta')"), '9', 'delta: the third sync appends
 check_delta('after TRUNCATE');
 is(sql("SELECT redshift_fdw.sync('delta')"), '0', 'delta: nothing pending afterwards');
 
+# The checkpoint stays with the target when the server's schema option
+# changes; a checkpoint row that is gone is not taken for a first apply.
+sql(qq{ALTER SERVER rs OPTIONS (SET schema '${schema}_moved')});
+dsql(q{UPDATE dsrc SET v = 'after the option moved' WHERE id = 31}, 'U|31|after the option moved|31.00');
+is(sql("SELECT redshift_fdw.sync('delta')"), '1', 'delta: the server\'s schema changed: the next sync goes on');
+check_delta('after the server\'s schema option changed');
+sql(qq{ALTER SERVER rs OPTIONS (SET schema '$schema')});
+my $delta_ckpt = backing_sql("SELECT binding || '|' || fence || '|' || applied_snapshot || '|' || applied_changes
+                                FROM $schema.redshift_fdw_checkpoints WHERE name = 'delta'");
+backing_sql("DELETE FROM $schema.redshift_fdw_checkpoints WHERE name = 'delta'");
+dsql(q{UPDATE dsrc SET v = 'while the checkpoint is gone' WHERE id = 31}, 'U|31|while the checkpoint is gone|31.00');
+like(sql_error($node, "\\set VERBOSITY verbose\nSELECT redshift_fdw.sync('delta')"),
+	qr/55000: materialization "delta": its checkpoint is missing from .*redshift_fdw_checkpoints/,
+	'delta: a missing checkpoint row is refused, not taken for a first apply');
+my ($dk, $df, $ds, $dc) = split /\|/, $delta_ckpt;
+backing_sql("DELETE FROM $schema.redshift_fdw_checkpoints WHERE name = 'delta';
+             INSERT INTO $schema.redshift_fdw_checkpoints (binding, name, target, fence, applied_snapshot, applied_changes)
+             VALUES ('$dk', 'delta', '$schema.deltalog', $df, '$ds', $dc)");
+is(sql("SELECT redshift_fdw.sync('delta')"), '1', 'delta: with the row put back the sync goes on');
+check_delta('after the checkpoint row was put back');
+
 # a source with columns named n and o (the names the change-log trigger
 # gives the new and old rows)
 sql(q{CREATE TABLE aliases (id int PRIMARY KEY, n jsonb, o text);
