@@ -1131,6 +1131,19 @@ column_text(Apply *apply, int i, size_t *len)
 		data = OutputFunctionCall(&apply->output[i], value);
 		*len = strlen(data);
 	}
+	/* Redshift reads UTF-8 (the other texts here are ASCII) */
+	if ((apply->output_kind[i] == OUTPUT_TEXT ||
+		 apply->output_kind[i] == OUTPUT_FUNCTION) &&
+		*len > 0 && GetDatabaseEncoding() != PG_UTF8)
+	{
+		char *utf8 = pg_server_to_any(data, (int) *len, PG_UTF8);
+
+		if (utf8 != data)
+		{
+			data = utf8;
+			*len = strlen(utf8);
+		}
+	}
 	MemoryContextSwitchTo(old);
 	return data;
 }

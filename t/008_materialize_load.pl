@@ -272,6 +272,22 @@ is(backing_sql(sprintf("SELECT $shape FROM (SELECT DISTINCT ON (id) * FROM $sche
 is(backing_sql("SELECT string_agg(_rsfdw_op || _rsfdw_seq, ',' ORDER BY _rsfdw_seq) FROM $schema.shapes_d"),
 	'I1,I2,I3,I4,I5,I6,I7,I8,U9,U10,U11', 'delta shapes: every change once, numbered in order');
 
+# --- a database that is not UTF-8 ----------------------------------------------------
+# Texts are staged in UTF-8, which Redshift reads, and VARCHAR widths count
+# its bytes.
+sql(q{CREATE DATABASE latin TEMPLATE template0 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C'});
+$node->safe_psql('latin', qq{CREATE EXTENSION redshift_fdw;
+  @{[ create_staging_server('rs', $schema, $prefix) ]}
+  CREATE TABLE latin1 (id int PRIMARY KEY, t text, vc varchar(300));
+  INSERT INTO latin1 VALUES (1, 'caf' || chr(233), 'na' || chr(239) || 've'), (2, repeat(chr(233), 200), NULL);
+  SELECT name FROM redshift_fdw.create_materialization('latin1', 'latin1', 'rs')});
+is($node->safe_psql('latin', "SELECT redshift_fdw.sync('latin1')"), '2', 'LATIN1 database: first sync');
+is(backing_sql("SELECT string_agg(concat_ws('|', id, t = CASE id WHEN 1 THEN 'caf' || chr(233) ELSE repeat(chr(233), 200) END,
+                                           vc = 'na' || chr(239) || 've', octet_length(t)), ',' ORDER BY id)
+                 FROM $schema.latin1"),
+	'1|t|t|5,2|t|400', 'the texts arrive as UTF-8 (the 200 characters are 400 bytes)');
+sql('DROP DATABASE latin');
+
 # --- trimming the change log ----------------------------------------------------------
 # An apply outside a transaction block, with no writer of the source in
 # flight, truncates the log; with a writer in flight (or inside a block) it
