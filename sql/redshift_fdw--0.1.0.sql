@@ -1479,6 +1479,20 @@ BEGIN
                             'or drop the materialization first.', k.name);
     END;
   END LOOP;
+  -- delta updates: every row of a source the command rewrote, after the
+  -- 'T' _mat_guard_rewrite logged (in key order)
+  IF to_regclass('pg_temp.redshift_fdw_rewritten') IS NOT NULL THEN
+    FOR m IN
+      SELECT x.* FROM redshift_fdw.materialization x
+       WHERE x.id IN (SELECT r.id FROM pg_temp.redshift_fdw_rewritten r)
+    LOOP
+      cols := (SELECT string_agg(quote_ident(c), ', ') FROM unnest(m.key_columns) c);
+      keys := (SELECT string_agg('s.' || quote_ident(c), ', ') FROM unnest(m.key_columns) c);
+      EXECUTE format('INSERT INTO %s (_rsfdw_op, %s, _rsfdw_image) SELECT ''I'', %s, to_jsonb(s) '
+                     'FROM %s s ORDER BY %s', m.change_log, cols, keys, m.source, keys);
+    END LOOP;
+    DELETE FROM pg_temp.redshift_fdw_rewritten;
+  END IF;
   FOR m IN
     SELECT x.* FROM redshift_fdw.materialization x
      WHERE EXISTS (SELECT 1 FROM redshift_fdw._mat_tracked_tables(x.source) t WHERE t = ANY (touched))
@@ -1511,6 +1525,37 @@ END $$;
 CREATE EVENT TRIGGER redshift_fdw_guard_alter ON ddl_command_end
   WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE')
   EXECUTE FUNCTION redshift_fdw._mat_guard_alter();
+
+-- An ALTER TABLE that rewrites a tracked table (a column's new type, a
+-- USING expression) changes its rows without firing a row trigger: every
+-- binding that tracks it logs a 'T', so that standard updates reload the
+-- table; delta updates append that 'T' and then every row as rewritten
+-- (_mat_guard_alter, at the end of the command, finds them listed in
+-- pg_temp.redshift_fdw_rewritten).
+CREATE FUNCTION redshift_fdw._mat_guard_rewrite()
+RETURNS event_trigger LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  m redshift_fdw.materialization;
+  rewritten oid := pg_event_trigger_table_rewrite_oid();
+BEGIN
+  FOR m IN
+    SELECT x.* FROM redshift_fdw.materialization x
+     WHERE EXISTS (SELECT 1 FROM redshift_fdw._mat_tracked_tables(x.source) t WHERE t = rewritten)
+  LOOP
+    PERFORM redshift_fdw._mat_guard_log(m);
+    IF m.delta_updates THEN
+      CREATE TEMP TABLE IF NOT EXISTS redshift_fdw_rewritten (id bigint) ON COMMIT DROP;
+      -- one 'T' when the command rewrites several partitions of it
+      CONTINUE WHEN EXISTS (SELECT 1 FROM pg_temp.redshift_fdw_rewritten r WHERE r.id = m.id);
+      INSERT INTO pg_temp.redshift_fdw_rewritten VALUES (m.id);
+    END IF;
+    EXECUTE format('INSERT INTO %s (_rsfdw_op) VALUES (''T'')', m.change_log);
+  END LOOP;
+END $$;
+
+CREATE EVENT TRIGGER redshift_fdw_guard_rewrite ON table_rewrite
+  EXECUTE FUNCTION redshift_fdw._mat_guard_rewrite();
 
 -- Whether a key whose pending changes are all inserts is surely absent
 -- from the target, so its row can be loaded without an upsert: its key

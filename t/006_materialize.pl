@@ -452,6 +452,16 @@ is(sql("SELECT redshift_fdw.sync('owned')"), sql('SELECT count(*) FROM owned'),
 my $orow2 = "concat_ws('|', r.id::text, r.owner::text, quote_nullable(r.note::text))";
 is(backing_sql(digest_sql($orow2, "$schema.owned")), sql(digest_sql($orow2, 'owned')),
 	'and Redshift equals the source');
+# A rewrite changes rows without row triggers: the next sync reloads.
+sql(q{ALTER TABLE owned ALTER COLUMN id TYPE bigint USING id + 1000;
+      ALTER TABLE owned ALTER COLUMN note TYPE text USING upper(note)});
+is(sql("SELECT redshift_fdw.sync('owned')"), sql('SELECT count(*) FROM owned'),
+	'ALTER TYPE ... USING on the key and another column: the next sync reloads');
+is(backing_sql(digest_sql($orow2, "$schema.owned")), sql(digest_sql($orow2, 'owned')),
+	'Redshift has the new keys and values, not the old ones as well');
+sql(q{ALTER TABLE owned ALTER COLUMN id TYPE bigint USING id - 1000});
+is(sql("SELECT redshift_fdw.sync('owned')"), sql('SELECT count(*) FROM owned'), 'and back: reloaded again');
+is(backing_sql(digest_sql($orow2, "$schema.owned")), sql(digest_sql($orow2, 'owned')), 'equal again');
 
 # --- a checkpoint on Redshift older than the last apply (a restore) --------------------
 is(sql(q{SELECT string_agg(redshift_fdw._mat_snapshot_behind(r::pg_snapshot, l::pg_snapshot)::text, ' ')
@@ -596,6 +606,10 @@ backing_sql("DELETE FROM $schema.redshift_fdw_checkpoints WHERE name = 'delta';
              VALUES ('$dk', 'delta', '$schema.deltalog', $df, '$ds', $dc)");
 is(sql("SELECT redshift_fdw.sync('delta')"), '1', 'delta: with the row put back the sync goes on');
 check_delta('after the checkpoint row was put back');
+dsql(q{ALTER TABLE dsrc ALTER COLUMN v TYPE text USING upper(v)},
+	'T|NULL|NULL|NULL', 'I|31|WHILE THE CHECKPOINT IS GONE|31.00', 'I|33|Z|32.00');
+is(sql("SELECT redshift_fdw.sync('delta')"), '3', 'delta: a rewrite appends a TRUNCATE and every row as rewritten');
+check_delta('after ALTER TYPE ... USING');
 
 # a source with columns named n and o (the names the change-log trigger
 # gives the new and old rows)
