@@ -1030,14 +1030,24 @@ BEGIN
 END $$;
 
 -- The Redshift type of a local column (the reference mapping; character
--- data starts at VARCHAR(256) and is widened on demand).
+-- data starts at VARCHAR(256) and is widened on demand).  A domain maps as
+-- its base type.  numeric(p,s) with a negative scale, or one above its
+-- precision (PostgreSQL 15 allows both), becomes the NUMERIC that holds
+-- its values: NUMERIC(max(p - s, 0) + max(s, 0), max(s, 0)).
 CREATE FUNCTION redshift_fdw._redshift_type(typ oid, typmod int)
+RETURNS text LANGUAGE sql STABLE AS $$
+SELECT redshift_fdw._redshift_base_type(coalesce(d.typbasetype, typ),
+                                        CASE WHEN d.oid IS NULL THEN typmod ELSE d.typtypmod END)
+  FROM (SELECT 1) one LEFT JOIN pg_type d ON d.oid = typ AND d.typtype = 'd'
+$$;
+
+CREATE FUNCTION redshift_fdw._redshift_base_type(typ oid, typmod int)
 RETURNS text LANGUAGE sql IMMUTABLE AS $$
 SELECT CASE
   WHEN typ IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype) THEN 'BIGINT'
   WHEN typ = 'numeric'::regtype AND typmod >= 4
-       AND ((typmod - 4) >> 16) BETWEEN 1 AND 38
-    THEN format('NUMERIC(%s,%s)', (typmod - 4) >> 16, (typmod - 4) & 65535)
+       AND greatest(n.p - n.s, 0) + greatest(n.s, 0) BETWEEN 1 AND 38
+    THEN format('NUMERIC(%s,%s)', greatest(n.p - n.s, 0) + greatest(n.s, 0), greatest(n.s, 0))
   WHEN typ IN ('float4'::regtype, 'float8'::regtype) THEN 'DOUBLE PRECISION'
   WHEN typ = 'bool'::regtype THEN 'BOOLEAN'
   WHEN typ = 'date'::regtype THEN 'DATE'
@@ -1049,6 +1059,9 @@ SELECT CASE
   WHEN typ = 'bytea'::regtype THEN 'VARBYTE'
   ELSE 'VARCHAR(256)'
 END
+  -- precision and scale of a numeric typmod: the scale is 11 bits, signed
+  FROM (SELECT ((typmod - 4) >> 16) & 65535 AS p,
+               (((typmod - 4) & 2047) # 1024) - 1024 AS s) n
 $$;
 
 -- The columns a materialization writes, in source order: the local name,

@@ -942,6 +942,42 @@ check_checkpoint_behind(Apply *apply)
 }
 
 /*
+ * A NUMERIC column on Redshift must hold the source column's NUMERIC(p,s):
+ * as many digits after the point and before it.  Redshift cannot change a
+ * NUMERIC column's type, and loading would round values silently (after
+ * the source's scale grew, say).  res row i is the column's svv_columns
+ * row (its precision and scale in fields 3 and 4); freed on error.
+ */
+static void
+check_numeric_fits(Apply *apply, MatColumn *col, PGresult *res, int i)
+{
+	int precision;
+	int scale;
+	int have_precision = atoi(PQgetvalue(res, i, 3));
+	int have_scale = atoi(PQgetvalue(res, i, 4));
+
+	if (sscanf(col->remote_type, "NUMERIC(%d,%d)", &precision, &scale) != 2)
+		return; /* not a NUMERIC(p,s) source column */
+	if (have_scale >= scale &&
+		have_precision - have_scale >= precision - scale)
+		return;
+	PQclear(res);
+	ereport(
+		ERROR,
+		(errcode(ERRCODE_DATATYPE_MISMATCH),
+		 errmsg("materialization \"%s\": column \"%s\" of Redshift "
+				"table %s is NUMERIC(%d,%d), too narrow for source column "
+				"\"%s\" (%s): values would be rounded or overflow",
+				apply->name, col->remote_name, apply->target_label,
+				have_precision, have_scale, col->local_name, col->local_type),
+		 errhint("Redshift cannot change a NUMERIC column's type: add a "
+				 "%s column on Redshift, copy the values, drop the old "
+				 "one and rename the new one; or drop the column (it is "
+				 "added again) or materialize into another table.",
+				 col->remote_type)));
+}
+
+/*
  * Make the target table fit: create it (and its schema) when missing, add
  * the columns it lacks; an existing column of an incompatible type is an
  * error.  Records VARCHAR widths for widening.
@@ -956,7 +992,8 @@ prepare_target(Apply *apply)
 
 	res = remote_must(
 		apply,
-		psprintf("SELECT column_name, data_type, character_maximum_length "
+		psprintf("SELECT column_name, data_type, character_maximum_length, "
+				 "numeric_precision, numeric_scale "
 				 "FROM svv_columns WHERE table_schema = %s AND table_name = "
 				 "%s ORDER BY ordinal_position",
 				 literal(apply->schema), literal(apply->table)),
@@ -985,6 +1022,9 @@ prepare_target(Apply *apply)
 							 "missing table or column is created), or "
 							 "materialize into another table.")));
 		}
+		if (have == FAM_NUMERIC && !PQgetisnull(res, i, 3) &&
+			!PQgetisnull(res, i, 4))
+			check_numeric_fits(apply, col, res, i);
 		col->exists = true;
 		col->family = have;
 		if (have == FAM_VARCHAR && !PQgetisnull(res, i, 2))

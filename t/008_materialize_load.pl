@@ -272,6 +272,27 @@ is(backing_sql(sprintf("SELECT $shape FROM (SELECT DISTINCT ON (id) * FROM $sche
 is(backing_sql("SELECT string_agg(_rsfdw_op || _rsfdw_seq, ',' ORDER BY _rsfdw_seq) FROM $schema.shapes_d"),
 	'I1,I2,I3,I4,I5,I6,I7,I8,U9,U10,U11', 'delta shapes: every change once, numbered in order');
 
+# --- numeric columns -------------------------------------------------------------------
+# A domain maps as its base type; numeric(p,s) with a negative scale, or a
+# scale above its precision, as the NUMERIC that holds its values.  A
+# Redshift NUMERIC too narrow for the source (its scale grew) is an error,
+# not rounding.
+sql(q{CREATE DOMAIN cents AS numeric(12,2);
+      CREATE TABLE odd (id int PRIMARY KEY, c cents, hundreds numeric(5,-2), tiny numeric(3,5));
+      INSERT INTO odd VALUES (1, 12.34, 12345, 0.00123), (2, -0.5, -99900, -0.00999);
+      SELECT name FROM redshift_fdw.create_materialization('odd', 'odd', 'rs')});
+is(sql("SELECT redshift_fdw.sync('odd')"), '2', 'odd numerics: first sync');
+is(backing_sql("SELECT string_agg(format_type(atttypid, atttypmod), ',' ORDER BY attnum) FROM pg_attribute
+                 WHERE attrelid = '$schema.odd'::regclass AND attnum > 1"),
+	'numeric(12,2),numeric(7,0),numeric(5,5)', 'a domain as its base type; odd scales as the NUMERIC that holds them');
+my $odd = q{string_agg(concat_ws('|', id, c, hundreds, tiny), ',' ORDER BY id)};
+is(backing_sql("SELECT $odd FROM $schema.odd"), sql("SELECT $odd FROM odd"), 'their values arrive as they are');
+sql(q{ALTER TABLE odd ALTER COLUMN c TYPE numeric(12,4); UPDATE odd SET c = 1.2345 WHERE id = 1});
+like(sql_error($node, "\\set VERBOSITY verbose\nSELECT redshift_fdw.sync('odd')"),
+	qr/42804: materialization "odd": column "c" of Redshift table \Q$schema\E\.odd is NUMERIC\(12,2\), too narrow for source column "c" \(numeric\(12,4\)\)/,
+	'a NUMERIC on Redshift narrower than the source\'s: refused, not rounded');
+sql("SELECT redshift_fdw.drop_materialization('odd')");
+
 # --- a database that is not UTF-8 ----------------------------------------------------
 # Texts are staged in UTF-8, which Redshift reads, and VARCHAR widths count
 # its bytes.
