@@ -522,10 +522,12 @@ redshift_result_ready(RedshiftConn *rconn, const char *sql)
 
 /*
  * Send a query (with text parameters, if any) without waiting for it.
+ * display, when not NULL, is what an error shows of it instead of sql
+ * (which may carry secrets: COPY's credentials).
  */
 void
-redshift_send_query(RedshiftConn *rconn, const char *sql, int nparams,
-					const char *const *values)
+redshift_send_query(RedshiftConn *rconn, const char *sql, const char *display,
+					int nparams, const char *const *values)
 {
 	int ok;
 
@@ -535,7 +537,7 @@ redshift_send_query(RedshiftConn *rconn, const char *sql, int nparams,
 	else
 		ok = PQsendQuery(rconn->conn, sql);
 	if (!ok)
-		redshift_report_error(NULL, rconn, sql);
+		redshift_report_error(NULL, rconn, display ? display : sql);
 	rconn->query_active = true;
 }
 
@@ -549,7 +551,7 @@ redshift_exec(RedshiftConn *rconn, const char *sql)
 	PGresult *volatile last = NULL;
 	PGresult *res;
 
-	redshift_send_query(rconn, sql, 0, NULL);
+	redshift_send_query(rconn, sql, NULL, 0, NULL);
 	PG_TRY();
 	{
 		while ((res = redshift_get_result(rconn, sql)) != NULL)
@@ -593,7 +595,7 @@ redshift_catalog_query(RedshiftConn *rconn, const char *sql,
 
 	if (!tolerate_error)
 		return redshift_exec(rconn, sql);
-	redshift_send_query(rconn, sql, 0, NULL);
+	redshift_send_query(rconn, sql, NULL, 0, NULL);
 	res = redshift_get_result(rconn, sql);
 	if (res != NULL)
 	{

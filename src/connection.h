@@ -39,7 +39,8 @@ extern void redshift_release_connection(RedshiftConn *rconn);
 extern PGresult *redshift_get_result(RedshiftConn *rconn, const char *sql);
 extern bool redshift_result_ready(RedshiftConn *rconn, const char *sql);
 extern void redshift_send_query(RedshiftConn *rconn, const char *sql,
-								int nparams, const char *const *values);
+								const char *display, int nparams,
+								const char *const *values);
 extern PGresult *redshift_exec(RedshiftConn *rconn, const char *sql);
 extern void redshift_finish_query(RedshiftConn *rconn);
 extern PGresult *redshift_catalog_query(RedshiftConn *rconn, const char *sql,

@@ -319,7 +319,7 @@ static PGresult *
 remote_try(Apply *apply, const char *sql, const char *display,
 		   RemoteFailure *failure)
 {
-	redshift_send_query(apply->conn, sql, 0, NULL);
+	redshift_send_query(apply->conn, sql, display, 0, NULL);
 	return remote_collect(apply, display, failure);
 }
 
@@ -2037,7 +2037,7 @@ pipeline_poll(Apply *apply, bool finish)
 		redshift_send_query(apply->conn,
 							copy_statement(apply, next->into, next->keys_only,
 										   manifest, false),
-							0, NULL);
+							apply->in_flight_display, 0, NULL);
 		apply->in_flight = true;
 		apply->pipelined_copies++;
 		if (!finish)

@@ -497,7 +497,7 @@ start_query(ForeignScanState *node)
 			: state->sql;
 	MemoryContextSwitchTo(oldcxt);
 
-	redshift_send_query(state->conn, state->sent_sql, 0, NULL);
+	redshift_send_query(state->conn, state->sent_sql, NULL, 0, NULL);
 	if (!PQsetSingleRowMode(state->conn->conn))
 		redshift_report_error(NULL, state->conn, state->sent_sql);
 	state->query_sent = true;
