@@ -1553,8 +1553,30 @@ stage_changes(Apply *apply)
 							  ALLOCSET_DEFAULT_SIZES);
 	options.params = params;
 	options.dest = &receiver.pub;
-	if (SPI_execute_plan_extended(plan, &options) < 0)
-		elog(ERROR, "redshift_fdw: the changes query failed");
+	/*
+	 * A row refused while staging (a value over Redshift's limits, \N) is
+	 * raised from inside the changes query, so its error would carry the
+	 * whole query as CONTEXT, which tells the user nothing: dropped (the
+	 * callers' context lines come back as it is raised again).  Internal
+	 * errors keep it.
+	 */
+	PG_TRY();
+	{
+		if (SPI_execute_plan_extended(plan, &options) < 0)
+			elog(ERROR, "redshift_fdw: the changes query failed");
+	}
+	PG_CATCH();
+	{
+		ErrorData *edata;
+
+		MemoryContextSwitchTo(receiver.context);
+		edata = CopyErrorData();
+		FlushErrorState();
+		if (edata->sqlerrcode != ERRCODE_INTERNAL_ERROR)
+			edata->context = NULL;
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
 	SPI_freeplan(plan);
 	apply->values = NULL;
 	apply->nulls = NULL;

@@ -656,6 +656,7 @@ sql(q{INSERT INTO huge VALUES (3, jsonb_build_object('big', repeat('x', 5 * 1024
 my $err = sql_error($node, "SELECT redshift_fdw.sync('huge')");
 like($err, qr/materialization "huge": row for key \(id\)=\(3\) is \d+ bytes, more than the 4 MB Redshift loads per row/,
 	'a 5 MB jsonb row: the error names the binding and the key');
+unlike($err, qr/SQL statement|WITH snap/, 'and does not quote the changes query as its context');
 is(huge_remote(), $huge_before, 'nothing applied: the target is unchanged (not even the other change)');
 is(huge_ckpt(), $ckpt_before, 'the checkpoint is unchanged');
 sql(q{UPDATE huge SET j = '{}', t = repeat('y', 5 * 1024 * 1024) WHERE id = 3});
@@ -667,6 +668,10 @@ sql(q{DELETE FROM huge WHERE id = 3});
 is(sql("SELECT redshift_fdw.sync('huge')"), '2', 'after deleting the row the next sync succeeds');
 is(huge_remote(), sql(digest_sql($huge_row, 'huge')), 'and the sides are equal');
 isnt(huge_ckpt(), $ckpt_before, 'the checkpoint moved');
+sql(q{UPDATE huge SET t = '\N' WHERE id = 2});
+like(sql_error($node, "SELECT redshift_fdw.sync('huge')"), qr/materialization "huge": value of column "t" for key \(id\)=\(2\) is the text \\N/,
+	'a value that is the text \\N: refused, naming the column and the key');
+sql(q{UPDATE huge SET t = 'two' WHERE id = 2});
 # A column the source gains is added by the load transaction: an apply
 # that fails leaves the target without it, so the next one still knows
 # that the rows there lack it (and reloads them).
