@@ -916,6 +916,41 @@ check_checkpoint_behind(Apply *apply)
 		check_checkpoint_missing(apply);
 		return; /* no checkpoint: the apply reloads anyway */
 	}
+	/*
+	 * A checkpoint naming transactions this cluster has not yet run was
+	 * taken in another one: the database was restored (pg_dump) into a new
+	 * cluster, whose changes it would count as applied.
+	 */
+	local_exec("SELECT pg_snapshot_xmax($1::pg_snapshot) > "
+			   "pg_snapshot_xmax(pg_current_snapshot())",
+			   1, (Oid[]){TEXTOID},
+			   (Datum[]){CStringGetTextDatum(apply->applied_snapshot)}, NULL);
+	if (strcmp(local_value(1), "t") == 0)
+	{
+		if (apply->delta)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("materialization \"%s\": its checkpoint on "
+							"Redshift (%s) names transactions this server has "
+							"not run",
+							apply->name, apply->applied_snapshot),
+					 errdetail("It was taken in another cluster: was the "
+							   "database restored from a dump? Applying on "
+							   "would miss changes made here."),
+					 errhint("Make the materialization again (with delta "
+							 "updates it appends every row once more), or "
+							 "drop the Redshift table first.")));
+		apply->checkpoint_behind = true;
+		ereport(
+			WARNING,
+			(errmsg("materialization \"%s\": its checkpoint on Redshift "
+					"(%s) names transactions this server has not run; "
+					"reloading %s",
+					apply->name, apply->applied_snapshot, apply->target_label),
+			 errdetail("It was taken in another cluster: was the database "
+					   "restored from a dump?")));
+		return;
+	}
 	local_exec("SELECT redshift_fdw._mat_snapshot_behind($2::pg_snapshot, "
 			   "m.applied_snapshot), m.applied_snapshot::text "
 			   "FROM redshift_fdw._mat($1) m",

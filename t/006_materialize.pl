@@ -484,6 +484,15 @@ like($warn, qr/WARNING:  materialization "owned": the checkpoint on Redshift is 
 	'and warns why');
 is(backing_sql(digest_sql($orow2, "$schema.owned")), sql(digest_sql($orow2, 'owned')),
 	'Redshift equals the source again, the changes the restore undid included');
+# A checkpoint taken in another cluster (the database restored from a
+# dump into a new one) names transactions this one has not run.
+backing_sql("UPDATE $schema.redshift_fdw_checkpoints SET applied_snapshot = '900000000:900000000:' WHERE name = 'owned'");
+sql(q{INSERT INTO owned VALUES (52, 1, 'after a restore into another cluster')});
+($ret, $rows, $warn) = $node->psql('postgres', "SELECT redshift_fdw.sync('owned')");
+is($rows, sql('SELECT count(*) FROM owned'), 'a checkpoint from another cluster: the sync reloads the table');
+like($warn, qr/WARNING:  materialization "owned": its checkpoint on Redshift \(900000000:900000000:\) names transactions this server has not run; reloading/,
+	'and warns why');
+is(backing_sql(digest_sql($orow2, "$schema.owned")), sql(digest_sql($orow2, 'owned')), 'equal');
 
 # --- a column added to the source ------------------------------------------------
 sql(q{CREATE TABLE evolving (id int PRIMARY KEY, v text);
@@ -606,9 +615,17 @@ backing_sql("DELETE FROM $schema.redshift_fdw_checkpoints WHERE name = 'delta';
              VALUES ('$dk', 'delta', '$schema.deltalog', $df, '$ds', $dc)");
 is(sql("SELECT redshift_fdw.sync('delta')"), '1', 'delta: with the row put back the sync goes on');
 check_delta('after the checkpoint row was put back');
+my $delta_snap = backing_sql("SELECT applied_snapshot FROM $schema.redshift_fdw_checkpoints WHERE name = 'delta'");
+backing_sql("UPDATE $schema.redshift_fdw_checkpoints SET applied_snapshot = '900000000:900000000:' WHERE name = 'delta'");
+dsql(q{UPDATE dsrc SET v = 'w' WHERE id = 33}, 'U|33|w|32.00');
+like(sql_error($node, "\\set VERBOSITY verbose\nSELECT redshift_fdw.sync('delta')"),
+	qr/55000: materialization "delta": its checkpoint on Redshift \(900000000:900000000:\) names transactions this server has not run/,
+	'delta: a checkpoint from another cluster is refused');
+backing_sql("UPDATE $schema.redshift_fdw_checkpoints SET applied_snapshot = '$delta_snap' WHERE name = 'delta'");
 dsql(q{ALTER TABLE dsrc ALTER COLUMN v TYPE text USING upper(v)},
-	'T|NULL|NULL|NULL', 'I|31|WHILE THE CHECKPOINT IS GONE|31.00', 'I|33|Z|32.00');
-is(sql("SELECT redshift_fdw.sync('delta')"), '3', 'delta: a rewrite appends a TRUNCATE and every row as rewritten');
+	'T|NULL|NULL|NULL', 'I|31|WHILE THE CHECKPOINT IS GONE|31.00', 'I|33|W|32.00');
+is(sql("SELECT redshift_fdw.sync('delta')"), '4',
+	'delta: the change held back, then a rewrite: a TRUNCATE and every row as rewritten');
 check_delta('after ALTER TYPE ... USING');
 
 # a source with columns named n and o (the names the change-log trigger
