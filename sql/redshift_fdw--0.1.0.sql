@@ -981,10 +981,6 @@ ALTER TABLE redshift_fdw.materialization ENABLE ROW LEVEL SECURITY;
 CREATE POLICY materialization_owner ON redshift_fdw.materialization
   USING (pg_has_role(current_user, owner, 'MEMBER'))
   WITH CHECK (pg_has_role(current_user, owner, 'MEMBER'));
--- The owner of a source sees the bindings that track it: _mat_guard_alter
--- runs as whoever alters the table.
-CREATE POLICY materialization_source_owner ON redshift_fdw.materialization FOR SELECT
-  USING (pg_has_role(current_user, (SELECT c.relowner FROM pg_class c WHERE c.oid = source), 'USAGE'));
 GRANT SELECT, INSERT, UPDATE, DELETE ON redshift_fdw.materialization TO PUBLIC;
 GRANT USAGE ON SEQUENCE redshift_fdw.materialization_id_seq TO PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('redshift_fdw.materialization', '');
@@ -1029,6 +1025,17 @@ BEGIN
   RETURN r;
 END $$;
 
+-- The type under a domain (under every level of domains), with the typmod
+-- the innermost domain gives it.
+CREATE FUNCTION redshift_fdw._base_type(typ oid, typmod int, OUT base oid, OUT base_typmod int)
+LANGUAGE sql STABLE AS $$
+WITH RECURSIVE d(t, m, depth) AS (
+  SELECT typ, typmod, 0
+  UNION ALL
+  SELECT y.typbasetype, y.typtypmod, d.depth + 1 FROM d JOIN pg_type y ON y.oid = d.t AND y.typtype = 'd')
+SELECT t, m FROM d ORDER BY depth DESC LIMIT 1
+$$;
+
 -- The Redshift type of a local column (the reference mapping; character
 -- data starts at VARCHAR(256) and is widened on demand).  A domain maps as
 -- its base type.  numeric(p,s) with a negative scale, or one above its
@@ -1036,10 +1043,9 @@ END $$;
 -- its values: NUMERIC(max(p - s, 0) + max(s, 0), max(s, 0)).
 CREATE FUNCTION redshift_fdw._redshift_type(typ oid, typmod int)
 RETURNS text LANGUAGE sql STABLE AS $$
-SELECT redshift_fdw._redshift_base_type(coalesce(d.typbasetype, typ),
-                                        CASE WHEN d.oid IS NULL THEN typmod ELSE d.typtypmod END)
-  FROM (SELECT 1) one LEFT JOIN pg_type d ON d.oid = typ AND d.typtype = 'd'
+SELECT redshift_fdw._redshift_base_type(b.base, b.base_typmod) FROM redshift_fdw._base_type(typ, typmod) b
 $$;
+
 
 CREATE FUNCTION redshift_fdw._redshift_base_type(typ oid, typmod int)
 RETURNS text LANGUAGE sql IMMUTABLE AS $$
@@ -1075,8 +1081,11 @@ CREATE FUNCTION redshift_fdw._mat_columns(source regclass, key_columns text[],
 RETURNS SETOF record LANGUAGE sql STABLE AS $$
 SELECT a.attnum::int, a.attname::text, redshift_fdw._redshift_name(a.attname),
        redshift_fdw._redshift_type(a.atttypid, a.atttypmod),
-       CASE WHEN a.atttypid = 'bytea'::regtype
-              THEN format('encode(%s.%I, ''hex'')', alias, a.attname)
+       CASE WHEN b.base = 'bytea'::regtype
+              THEN format('encode(%s.%I::bytea, ''hex'')', alias, a.attname)
+            WHEN b.base = 'bool'::regtype AND a.atttypid <> b.base
+              THEN format('CASE WHEN %1$s.%2$I::bool THEN ''t'' WHEN NOT %1$s.%2$I::bool THEN ''f'' END',
+                          alias, a.attname)
             WHEN a.atttypid = 'bool'::regtype
               THEN format('CASE WHEN %1$s.%2$I THEN ''t'' WHEN NOT %1$s.%2$I THEN ''f'' END',
                           alias, a.attname)
@@ -1092,6 +1101,7 @@ SELECT a.attnum::int, a.attname::text, redshift_fdw._redshift_name(a.attname),
             ELSE format('%s.%I::text', alias, a.attname) END,
        a.attname = ANY (key_columns)
   FROM pg_attribute a
+ CROSS JOIN LATERAL redshift_fdw._base_type(a.atttypid, a.atttypmod) b
  WHERE a.attrelid = source AND a.attnum > 0 AND NOT a.attisdropped
  ORDER BY a.attnum
 $$;
@@ -1399,33 +1409,113 @@ BEGIN
   DELETE FROM redshift_fdw.runs r WHERE r.kind = 'materialization' AND r.binding = m.name;
 END $$;
 
--- Before _mat_guard_alter writes to a binding's change log on behalf of
--- the role that ran a command: that role must act for the binding's owner
--- (the log is the owner's), and the log must be the binding's own, as
--- create_materialization made it -- redshift_fdw_changes.changes_<id>,
--- owned by the binding's owner, with no triggers -- whatever the catalog
--- row (which its owner can write) says.
-CREATE FUNCTION redshift_fdw._mat_guard_log(m redshift_fdw.materialization)
+-- The bindings whose tracked tables the command being run touched (in an
+-- event trigger only: pg_event_trigger_ddl_commands() and
+-- pg_event_trigger_table_rewrite_oid() refuse any other caller), read past
+-- the catalog's row security: whoever alters a table must learn of the
+-- bindings that track it, whoever owns them.  Those whose owner may not
+-- read and trigger on the source (a catalog row its owner wrote by hand,
+-- naming a table that is not theirs; or rights revoked since) are left
+-- out, with a WARNING: the command goes on (no user can stop another's
+-- ALTER TABLE that way), their tracking does not follow it.
+-- Whether a binding's owner may read and trigger on its source; a WARNING
+-- when not (for _mat_bindings_altered and the like).
+CREATE FUNCTION redshift_fdw._mat_owner_may(m redshift_fdw.materialization)
+RETURNS bool LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF coalesce(has_table_privilege(m.owner, m.source, 'SELECT')
+              AND has_table_privilege(m.owner, m.source, 'TRIGGER'), false) THEN
+    RETURN true;
+  END IF;
+  RAISE WARNING 'materialization "%": its owner % may not read or trigger on %; its tracking does not follow this command',
+                m.name, m.owner, m.source::oid::regclass
+    USING HINT = format('Grant %s SELECT and TRIGGER on the table, or drop the materialization.', m.owner);
+  RETURN false;
+END $$;
+
+CREATE FUNCTION redshift_fdw._mat_bindings_altered()
+RETURNS SETOF redshift_fdw.materialization LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+SELECT x.* FROM redshift_fdw.materialization x
+ WHERE EXISTS (SELECT 1 FROM redshift_fdw._mat_tracked_tables(x.source) t
+                WHERE t IN (SELECT d.objid FROM pg_event_trigger_ddl_commands() d
+                             WHERE d.classid = 'pg_class'::regclass))
+   AND redshift_fdw._mat_owner_may(x)
+$$;
+
+CREATE FUNCTION redshift_fdw._mat_bindings_rewritten()
+RETURNS SETOF redshift_fdw.materialization LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+SELECT x.* FROM redshift_fdw.materialization x
+ WHERE EXISTS (SELECT 1 FROM redshift_fdw._mat_tracked_tables(x.source) t
+                WHERE t = pg_event_trigger_table_rewrite_oid())
+   AND redshift_fdw._mat_owner_may(x)
+$$;
+
+-- The bindings a rewrite listed (_mat_guard_rewrite) for _mat_guard_alter
+-- to log their rows, with delta updates (their ids, in a setting local to
+-- the transaction: no temporary table, which would need TEMP).
+CREATE FUNCTION redshift_fdw._mat_bindings_listed()
+RETURNS SETOF redshift_fdw.materialization LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+SELECT x.* FROM redshift_fdw.materialization x
+ WHERE x.id = ANY (string_to_array(nullif(current_setting('redshift_fdw_guard.rewritten', true), ''),
+                                   ',')::bigint[])
+   AND x.delta_updates
+   AND redshift_fdw._mat_owner_may(x)
+$$;
+REVOKE ALL ON FUNCTION redshift_fdw._mat_bindings_altered() FROM PUBLIC;
+REVOKE ALL ON FUNCTION redshift_fdw._mat_bindings_rewritten() FROM PUBLIC;
+REVOKE ALL ON FUNCTION redshift_fdw._mat_bindings_listed() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION redshift_fdw._mat_bindings_altered() TO PUBLIC;
+GRANT EXECUTE ON FUNCTION redshift_fdw._mat_bindings_rewritten() TO PUBLIC;
+GRANT EXECUTE ON FUNCTION redshift_fdw._mat_bindings_listed() TO PUBLIC;
+
+-- Before an event trigger writes to a binding's change log or creates its
+-- triggers: it does so as the binding's owner (SET LOCAL ROLE), so that
+-- whatever the owner attached to the log (a trigger, a default, a rule)
+-- runs with the owner's rights, not with those of whoever altered the
+-- table.  That role must be a member of the owner, and the log must be
+-- the binding's own, as create_materialization made it
+-- (redshift_fdw_changes.changes_<id>, owned by the binding's owner),
+-- whatever the catalog row (which its owner can write) says.  Returns the
+-- role to go back to (_mat_guard_done).
+CREATE FUNCTION redshift_fdw._mat_guard_check(m redshift_fdw.materialization)
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   IF m.change_log IS DISTINCT FROM to_regclass(format('redshift_fdw_changes.changes_%s', m.id))
-     OR (SELECT c.relowner FROM pg_class c WHERE c.oid = m.change_log) IS DISTINCT FROM m.owner
-     OR EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = m.change_log) THEN
+     OR (SELECT c.relowner FROM pg_class c WHERE c.oid = m.change_log) IS DISTINCT FROM m.owner THEN
     RAISE EXCEPTION 'the change log of materialization "%" is not the one it was created with', m.name
       USING ERRCODE = 'object_not_in_prerequisite_state',
-            DETAIL = format('A change log is the table redshift_fdw_changes.changes_%s, owned by %s, '
-                            'without triggers; the catalog names %s.', m.id, m.owner, m.change_log),
+            DETAIL = format('A change log is the table redshift_fdw_changes.changes_%s, owned by %s; '
+                            'the catalog names %s.', m.id, m.owner, m.change_log),
             HINT = format('Drop the materialization (SELECT redshift_fdw.drop_materialization(%L)) '
                           'and create it again.', m.name);
   END IF;
-  IF NOT pg_has_role(current_user, m.owner, 'USAGE') THEN
+  IF NOT pg_has_role(current_user, m.owner, 'MEMBER') THEN
     RAISE EXCEPTION 'materialization "%" tracks %: only its owner, %, can make this change', m.name,
                     m.source, m.owner
       USING ERRCODE = 'insufficient_privilege',
-            DETAIL = 'The change follows into its change log, which belongs to the owner.',
-            HINT = format('Run it as %s (SET ROLE), or grant that role to %s.', m.owner, current_user);
+            DETAIL = 'The change follows into its change log and triggers, which belong to the owner.',
+            HINT = format('Run it as %s, or grant that role to %s.', m.owner, current_user);
   END IF;
 END $$;
+
+-- (No SET clause: one would undo the role change as the function returns.)
+CREATE FUNCTION redshift_fdw._mat_guard_as_owner(m redshift_fdw.materialization)
+RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+  back text := pg_catalog.current_setting('role');
+BEGIN
+  PERFORM redshift_fdw._mat_guard_check(m);
+  PERFORM pg_catalog.set_config('role', m.owner::text, true);
+  RETURN back;
+END $$;
+
+CREATE FUNCTION redshift_fdw._mat_guard_done(back text)
+RETURNS void LANGUAGE sql AS $$
+SELECT set_config('role', back, true)
+$$;
 
 -- Keeps the change tracking of a source working through ALTER TABLE and
 -- CREATE TABLE.  The trigger function names the key columns, so renaming
@@ -1438,78 +1528,53 @@ END $$;
 -- rows it brings are logged: they are new to the source (as upserts with
 -- standard updates: a partition detached and attached again brings rows
 -- Redshift still has).  One that leaves it (DETACH PARTITION) loses them;
--- its rows stay on Redshift as they were.
---
--- It runs as the role that ran the command, not as the extension's owner:
--- it writes to a change log and creates triggers, objects the binding's
--- owner controls (a trigger the owner put on the log would otherwise run
--- with the extension owner's rights).  So that role must be a member of
--- the binding's owner for the tracking to follow (_mat_guard_log).
+-- its rows stay on Redshift as they were.  With delta updates, the rows
+-- of a source the command rewrote are logged after the 'T' that
+-- _mat_guard_rewrite logged.  Writes are made as the binding's owner
+-- (_mat_guard_as_owner); row images in fixed settings, as the trigger
+-- function makes them.
 CREATE FUNCTION redshift_fdw._mat_guard_alter()
 RETURNS event_trigger LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp AS $$
+SET search_path = pg_catalog, pg_temp SET extra_float_digits = 3 SET intervalstyle = 'postgres' AS $$
 DECLARE
   k record;
   m redshift_fdw.materialization;
   member regclass;
   cols text;
   keys text;
-  touched oid[] := ARRAY(SELECT d.objid FROM pg_event_trigger_ddl_commands() d
-                          WHERE d.classid = 'pg_class'::regclass);
+  back text;
 BEGIN
-  IF cardinality(touched) = 0 THEN
-    RETURN;
-  END IF;
-  FOR k IN
-    SELECT x, x.name, x.source, x.change_log, c.col, a.attname IS NULL AS gone,
-           format_type(a.atttypid, a.atttypmod) AS new_type
-      FROM redshift_fdw.materialization x
-     CROSS JOIN LATERAL unnest(x.key_columns) c(col)
-      JOIN pg_attribute l ON l.attrelid = x.change_log AND l.attname = c.col AND NOT l.attisdropped
-      LEFT JOIN pg_attribute a ON a.attrelid = x.source AND a.attname = c.col AND NOT a.attisdropped
-     WHERE x.source = ANY (touched)
-       AND (a.attname IS NULL OR (a.atttypid, a.atttypmod) IS DISTINCT FROM (l.atttypid, l.atttypmod))
-  LOOP
-    IF k.gone THEN
-      RAISE EXCEPTION 'column "%" of % is a key column of materialization "%"', k.col, k.source, k.name
-        USING ERRCODE = 'dependent_objects_still_exist',
-              DETAIL = 'Its change tracking names the column: writes to the table would fail.',
-              HINT = format('Drop the materialization first (SELECT redshift_fdw.drop_materialization(%L)), '
-                            'then create it again with the new key.', k.name);
-    END IF;
-    PERFORM redshift_fdw._mat_guard_log(k.x);
-    BEGIN
-      -- through text: the keys are values the source held (and an empty
-      -- log converts whatever the types)
-      EXECUTE format('ALTER TABLE %s ALTER COLUMN %2$I TYPE %3$s USING %2$I::text::%3$s',
-                     k.change_log, k.col, k.new_type);
-    EXCEPTION WHEN OTHERS THEN
-      RAISE EXCEPTION 'key column "%" of materialization "%" cannot become %: %', k.col, k.name,
-                      k.new_type, SQLERRM
-        USING ERRCODE = 'dependent_objects_still_exist',
-              DETAIL = 'The change log holds the keys of pending changes in the old type.',
-              HINT = format('Apply the pending changes (SELECT redshift_fdw.sync(%L)) and try again, '
-                            'or drop the materialization first.', k.name);
-    END;
-  END LOOP;
-  -- delta updates: every row of a source the command rewrote, after the
-  -- 'T' _mat_guard_rewrite logged (in key order)
-  IF to_regclass('pg_temp.redshift_fdw_rewritten') IS NOT NULL THEN
-    FOR m IN
-      SELECT x.* FROM redshift_fdw.materialization x
-       WHERE x.id IN (SELECT r.id FROM pg_temp.redshift_fdw_rewritten r)
+  FOR m IN SELECT * FROM redshift_fdw._mat_bindings_altered() LOOP
+    FOR k IN
+      SELECT c.col, a.attname IS NULL AS gone, format_type(a.atttypid, a.atttypmod) AS new_type
+        FROM unnest(m.key_columns) c(col)
+        JOIN pg_attribute l ON l.attrelid = m.change_log AND l.attname = c.col AND NOT l.attisdropped
+        LEFT JOIN pg_attribute a ON a.attrelid = m.source AND a.attname = c.col AND NOT a.attisdropped
+       WHERE a.attname IS NULL OR (a.atttypid, a.atttypmod) IS DISTINCT FROM (l.atttypid, l.atttypmod)
     LOOP
-      cols := (SELECT string_agg(quote_ident(c), ', ') FROM unnest(m.key_columns) c);
-      keys := (SELECT string_agg('s.' || quote_ident(c), ', ') FROM unnest(m.key_columns) c);
-      EXECUTE format('INSERT INTO %s (_rsfdw_op, %s, _rsfdw_image) SELECT ''I'', %s, to_jsonb(s) '
-                     'FROM %s s ORDER BY %s', m.change_log, cols, keys, m.source, keys);
+      IF k.gone THEN
+        RAISE EXCEPTION 'column "%" of % is a key column of materialization "%"', k.col, m.source, m.name
+          USING ERRCODE = 'dependent_objects_still_exist',
+                DETAIL = 'Its change tracking names the column: writes to the table would fail.',
+                HINT = format('Drop the materialization first (SELECT redshift_fdw.drop_materialization(%L)), '
+                              'then create it again with the new key.', m.name);
+      END IF;
+      back := redshift_fdw._mat_guard_as_owner(m);
+      BEGIN
+        -- through text: the keys are values the source held (and an empty
+        -- log converts whatever the types)
+        EXECUTE format('ALTER TABLE %s ALTER COLUMN %2$I TYPE %3$s USING %2$I::text::%3$s',
+                       m.change_log, k.col, k.new_type);
+      EXCEPTION WHEN OTHERS THEN
+        RAISE EXCEPTION 'key column "%" of materialization "%" cannot become %: %', k.col, m.name,
+                        k.new_type, SQLERRM
+          USING ERRCODE = 'dependent_objects_still_exist',
+                DETAIL = 'The change log holds the keys of pending changes in the old type.',
+                HINT = format('Apply the pending changes (SELECT redshift_fdw.sync(%L)) and try again, '
+                              'or drop the materialization first.', m.name);
+      END;
+      PERFORM redshift_fdw._mat_guard_done(back);
     END LOOP;
-    DELETE FROM pg_temp.redshift_fdw_rewritten;
-  END IF;
-  FOR m IN
-    SELECT x.* FROM redshift_fdw.materialization x
-     WHERE EXISTS (SELECT 1 FROM redshift_fdw._mat_tracked_tables(x.source) t WHERE t = ANY (touched))
-  LOOP
     cols := (SELECT string_agg(quote_ident(c), ', ') FROM unnest(m.key_columns) c);
     keys := (SELECT string_agg('s.' || quote_ident(c), ', ') FROM unnest(m.key_columns) c);
     FOR member IN
@@ -1517,13 +1582,18 @@ BEGIN
        WHERE NOT EXISTS (SELECT 1 FROM pg_trigger g
                           WHERE g.tgrelid = t AND g.tgname = format('redshift_fdw_%s_insert', m.id))
     LOOP
-      PERFORM redshift_fdw._mat_guard_log(m);
+      -- the triggers by whoever made or attached the table (creating them
+      -- runs nothing); its rows read as the owner, through the source
+      PERFORM redshift_fdw._mat_guard_check(m);
       PERFORM redshift_fdw._mat_track_table(m.id, member);
+      back := redshift_fdw._mat_guard_as_owner(m);
       -- standard updates: as upserts, not inserts (which load without
       -- one): a partition attached again brings rows Redshift still has
-      EXECUTE format('INSERT INTO %s (_rsfdw_op, %s%s) SELECT %L, %s%s FROM ONLY %s s',
+      EXECUTE format('INSERT INTO %s (_rsfdw_op, %s%s) SELECT %L, %s%s FROM %s s WHERE s.tableoid = %s',
                      m.change_log, cols, CASE WHEN m.delta_updates THEN ', _rsfdw_image' ELSE '' END,
-                     CASE WHEN m.delta_updates THEN 'I' ELSE 'U' END, keys, CASE WHEN m.delta_updates THEN ', to_jsonb(s)' ELSE '' END, member);
+                     CASE WHEN m.delta_updates THEN 'I' ELSE 'U' END, keys,
+                     CASE WHEN m.delta_updates THEN ', to_jsonb(s)' ELSE '' END, m.source, member::oid);
+      PERFORM redshift_fdw._mat_guard_done(back);
     END LOOP;
     FOR k IN
       SELECT g.tgrelid::regclass AS rel, g.tgname FROM pg_trigger g
@@ -1533,37 +1603,45 @@ BEGIN
       EXECUTE format('DROP TRIGGER %I ON %s', k.tgname, k.rel);
     END LOOP;
   END LOOP;
+  -- delta updates: every row of a source the command rewrote, in key order
+  -- (after its key columns' types followed into the log, above)
+  FOR m IN SELECT * FROM redshift_fdw._mat_bindings_listed() LOOP
+    cols := (SELECT string_agg(quote_ident(c), ', ') FROM unnest(m.key_columns) c);
+    keys := (SELECT string_agg('s.' || quote_ident(c), ', ') FROM unnest(m.key_columns) c);
+    back := redshift_fdw._mat_guard_as_owner(m);
+    EXECUTE format('INSERT INTO %s (_rsfdw_op, %s, _rsfdw_image) SELECT ''I'', %s, to_jsonb(s) '
+                   'FROM %s s ORDER BY %s', m.change_log, cols, keys, m.source, keys);
+    PERFORM redshift_fdw._mat_guard_done(back);
+  END LOOP;
+  PERFORM set_config('redshift_fdw_guard.rewritten', '', true);
 END $$;
 
 CREATE EVENT TRIGGER redshift_fdw_guard_alter ON ddl_command_end
-  WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE')
+  WHEN TAG IN ('ALTER TABLE', 'CREATE TABLE', 'ALTER TYPE')
   EXECUTE FUNCTION redshift_fdw._mat_guard_alter();
 
--- An ALTER TABLE that rewrites a tracked table (a column's new type, a
--- USING expression) changes its rows without firing a row trigger: every
--- binding that tracks it logs a 'T', so that standard updates reload the
--- table; delta updates append that 'T' and then every row as rewritten
--- (_mat_guard_alter, at the end of the command, finds them listed in
--- pg_temp.redshift_fdw_rewritten).
+-- An ALTER TABLE (or ALTER TYPE of a typed table) that rewrites a tracked
+-- table -- a column's new type, a USING expression -- changes its rows
+-- without firing a row trigger: every binding that tracks it logs a 'T',
+-- so that standard updates reload the table; delta updates append that
+-- 'T' and then every row as rewritten (logged by _mat_guard_alter at the
+-- end of the command, which finds the binding listed).
 CREATE FUNCTION redshift_fdw._mat_guard_rewrite()
 RETURNS event_trigger LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   m redshift_fdw.materialization;
-  rewritten oid := pg_event_trigger_table_rewrite_oid();
+  listed text;
+  back text;
 BEGIN
-  FOR m IN
-    SELECT x.* FROM redshift_fdw.materialization x
-     WHERE EXISTS (SELECT 1 FROM redshift_fdw._mat_tracked_tables(x.source) t WHERE t = rewritten)
-  LOOP
-    PERFORM redshift_fdw._mat_guard_log(m);
-    IF m.delta_updates THEN
-      CREATE TEMP TABLE IF NOT EXISTS redshift_fdw_rewritten (id bigint) ON COMMIT DROP;
-      -- one 'T' when the command rewrites several partitions of it
-      CONTINUE WHEN EXISTS (SELECT 1 FROM pg_temp.redshift_fdw_rewritten r WHERE r.id = m.id);
-      INSERT INTO pg_temp.redshift_fdw_rewritten VALUES (m.id);
-    END IF;
+  FOR m IN SELECT * FROM redshift_fdw._mat_bindings_rewritten() LOOP
+    listed := coalesce(current_setting('redshift_fdw_guard.rewritten', true), '');
+    -- one 'T' when the command rewrites several partitions of a source
+    CONTINUE WHEN m.id::text = ANY (string_to_array(listed, ','));
+    back := redshift_fdw._mat_guard_as_owner(m);
     EXECUTE format('INSERT INTO %s (_rsfdw_op) VALUES (''T'')', m.change_log);
+    PERFORM redshift_fdw._mat_guard_done(back);
+    PERFORM set_config('redshift_fdw_guard.rewritten', concat_ws(',', nullif(listed, ''), m.id), true);
   END LOOP;
 END $$;
 
@@ -1598,8 +1676,11 @@ $$;
 -- writes after sync() (or wrote before it) would count as committed, and
 -- as applied by this apply, which cannot load it; it goes with the first
 -- apply after this transaction commits.
+-- STABLE, not VOLATILE: each statement of a volatile SQL function takes a
+-- new snapshot, which could count as applied a transaction that committed
+-- after the changes query's own snapshot was taken.
 CREATE FUNCTION redshift_fdw._mat_snapshot()
-RETURNS pg_snapshot LANGUAGE sql VOLATILE AS $$
+RETURNS pg_snapshot LANGUAGE sql STABLE AS $$
 SELECT CASE WHEN x IS NULL OR x >= pg_snapshot_xmax(s) THEN s -- (at xmax: running already)
             ELSE format('%s:%s:%s', least(pg_snapshot_xmin(s), x), pg_snapshot_xmax(s),
                         (SELECT string_agg(v::text, ',' ORDER BY v)
@@ -1864,8 +1945,25 @@ BEGIN
     RETURN true;
   END IF;
   EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s WHERE NOT pg_visible_in_snapshot(_rsfdw_xid, $1) '
-                 'AND pg_visible_in_snapshot(_rsfdw_xid, redshift_fdw._mat_snapshot()))', m.change_log)
-    INTO found USING m.applied_snapshot;
+                 'AND pg_visible_in_snapshot(_rsfdw_xid, $2))', m.change_log)
+    INTO found USING m.applied_snapshot, redshift_fdw._mat_snapshot();
+  RETURN found;
+END $$;
+
+-- Whether this transaction has changed a materialization's source and not
+-- committed: an apply reads the source as this transaction sees it, so it
+-- would load those rows (and log them again once committed).
+CREATE FUNCTION redshift_fdw._mat_own_changes(binding text)
+RETURNS bool LANGUAGE plpgsql STABLE AS $$
+DECLARE
+  m redshift_fdw.materialization := redshift_fdw._mat(binding);
+  found bool;
+BEGIN
+  IF pg_current_xact_id_if_assigned() IS NULL THEN
+    RETURN false;
+  END IF;
+  EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s WHERE _rsfdw_xid = pg_current_xact_id_if_assigned())',
+                 m.change_log) INTO found;
   RETURN found;
 END $$;
 

@@ -544,7 +544,6 @@ load_binding(Apply *apply, const char *name)
 	Oid types[1] = {TEXTOID};
 	Datum values[1] = {CStringGetTextDatum(name)};
 	uint64 i;
-
 	Oid source;
 
 	local_exec("SELECT server, source::text, delta_updates, soft_delete, "
@@ -554,12 +553,26 @@ load_binding(Apply *apply, const char *name)
 	apply->name = pstrdup(name);
 	apply->server = GetForeignServerByName(local_value(1), false);
 	apply->source = local_value(2);
+	apply->delta = strcmp(local_value(3), "t") == 0;
+	apply->soft_delete = strcmp(local_value(4), "t") == 0;
+	apply->lock_key = pg_strtoint64(local_value(5));
+	apply->checkpoint_key = local_value(6);
+	apply->schema = local_value(7);
+	apply->table = local_value(8);
+	apply->target =
+		psprintf("%s.%s", identifier(apply->schema), identifier(apply->table));
+	apply->target_label = psprintf("%s.%s", apply->schema, apply->table);
+	source = DatumGetObjectId(
+		DirectFunctionCall1(oidin, CStringGetDatum(local_value(9))));
 	/*
 	 * The source keeps the columns read below until the apply ends: a DROP
 	 * or ALTER COLUMN meanwhile would change the shape of the change rows.
+	 * The binding's lock first: an apply waiting for another of the same
+	 * binding must not hold the source meanwhile (an ALTER TABLE in the
+	 * other's transaction would deadlock with it).
 	 */
-	source = DatumGetObjectId(
-		DirectFunctionCall1(oidin, CStringGetDatum(local_value(9))));
+	local_exec("SELECT pg_advisory_xact_lock($1)", 1, (Oid[]){INT8OID},
+			   (Datum[]){Int64GetDatum(apply->lock_key)}, NULL);
 	LockRelationOid(source, AccessShareLock);
 	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(source)))
 		ereport(ERROR,
@@ -570,15 +583,6 @@ load_binding(Apply *apply, const char *name)
 				 errhint("Drop the materialization: SELECT "
 						 "redshift_fdw.drop_materialization(%s).",
 						 quote_literal_cstr(name))));
-	apply->delta = strcmp(local_value(3), "t") == 0;
-	apply->soft_delete = strcmp(local_value(4), "t") == 0;
-	apply->lock_key = pg_strtoint64(local_value(5));
-	apply->checkpoint_key = local_value(6);
-	apply->schema = local_value(7);
-	apply->table = local_value(8);
-	apply->target =
-		psprintf("%s.%s", identifier(apply->schema), identifier(apply->table));
-	apply->target_label = psprintf("%s.%s", apply->schema, apply->table);
 
 	local_exec("SELECT c.local_name, format_type(a.atttypid, a.atttypmod), "
 			   "c.remote_name, c.remote_type, c.is_key "
@@ -1591,8 +1595,8 @@ stage_changes(Apply *apply)
 	/*
 	 * A row refused while staging (a value over Redshift's limits, \N) is
 	 * raised from inside the changes query, so its error would carry the
-	 * whole query as CONTEXT, which tells the user nothing: dropped (the
-	 * callers' context lines come back as it is raised again).  Internal
+	 * whole query as CONTEXT, which tells the user nothing: the context is
+	 * dropped (the error names the binding, column and key).  Internal
 	 * errors keep it.
 	 */
 	PG_TRY();
@@ -2384,8 +2388,18 @@ redshift_fdw_apply(PG_FUNCTION_ARGS)
 	apply->started = GetCurrentTimestamp();
 	SPI_connect();
 	load_binding(apply, name);
-	local_exec("SELECT pg_advisory_xact_lock($1)", 1, (Oid[]){INT8OID},
-			   (Datum[]){Int64GetDatum(apply->lock_key)}, NULL);
+	local_exec("SELECT redshift_fdw._mat_own_changes($1)", 1, types, values,
+			   NULL);
+	if (strcmp(local_value(1), "t") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("materialization \"%s\" cannot be applied in a "
+						"transaction that has changed its source %s",
+						name, apply->source),
+				 errdetail("The apply would read the changed rows before they "
+						   "are committed."),
+				 errhint("Commit first. Changes made after sync() in the "
+						 "same transaction go with the next apply.")));
 	local_exec("SELECT redshift_fdw._mat_pending($1)", 1, types, values, NULL);
 	if (strcmp(local_value(1), "t") == 0)
 	{

@@ -13,6 +13,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use IPC::Run;
 use FindBin;
 use lib $FindBin::Bin;
 use RsfdwTest;
@@ -277,15 +278,19 @@ is(backing_sql("SELECT string_agg(_rsfdw_op || _rsfdw_seq, ',' ORDER BY _rsfdw_s
 # scale above its precision, as the NUMERIC that holds its values.  A
 # Redshift NUMERIC too narrow for the source (its scale grew) is an error,
 # not rounding.
-sql(q{CREATE DOMAIN cents AS numeric(12,2);
-      CREATE TABLE odd (id int PRIMARY KEY, c cents, hundreds numeric(5,-2), tiny numeric(3,5));
-      INSERT INTO odd VALUES (1, 12.34, 12345, 0.00123), (2, -0.5, -99900, -0.00999);
+sql(q{CREATE DOMAIN cents AS numeric(12,2); CREATE DOMAIN cents_too AS cents; CREATE DOMAIN bytes AS bytea;
+      CREATE TABLE odd (id int PRIMARY KEY, c cents, hundreds numeric(5,-2), tiny numeric(3,5),
+                        c2 cents_too, b bytes);
+      INSERT INTO odd VALUES (1, 12.34, 12345, 0.00123, 1.5, '\x0102'), (2, -0.5, -99900, -0.00999, NULL, '\xff');
       SELECT name FROM redshift_fdw.create_materialization('odd', 'odd', 'rs')});
 is(sql("SELECT redshift_fdw.sync('odd')"), '2', 'odd numerics: first sync');
 is(backing_sql("SELECT string_agg(format_type(atttypid, atttypmod), ',' ORDER BY attnum) FROM pg_attribute
-                 WHERE attrelid = '$schema.odd'::regclass AND attnum > 1"),
-	'numeric(12,2),numeric(7,0),numeric(5,5)', 'a domain as its base type; odd scales as the NUMERIC that holds them');
-my $odd = q{string_agg(concat_ws('|', id, c, hundreds, tiny), ',' ORDER BY id)};
+                 WHERE attrelid = '$schema.odd'::regclass AND attnum BETWEEN 2 AND 5"),
+	'numeric(12,2),numeric(7,0),numeric(5,5),numeric(12,2)',
+	'a domain (over a domain too) as its base type; odd scales as the NUMERIC that holds them');
+is(backing_sql("SELECT string_agg(encode(b, 'hex'), ',' ORDER BY id) FROM $schema.odd"), '0102,ff',
+	'a domain over bytea loads as VARBYTE');
+my $odd = q{string_agg(concat_ws('|', id, c, hundreds, tiny, c2), ',' ORDER BY id)};
 is(backing_sql("SELECT $odd FROM $schema.odd"), sql("SELECT $odd FROM odd"), 'their values arrive as they are');
 sql(q{ALTER TABLE odd ALTER COLUMN c TYPE numeric(12,4); UPDATE odd SET c = 1.2345 WHERE id = 1});
 like(sql_error($node, "\\set VERBOSITY verbose\nSELECT redshift_fdw.sync('odd')"),
@@ -334,12 +339,22 @@ is(sql(qq{BEGIN; SELECT redshift_fdw.sync('fresh');
           SELECT count(*) || ' ' || (pg_relation_size('$trim_log') > 0) FROM $trim_log; COMMIT;}),
 	"10\n0 true", 'inside a transaction block the log is emptied, not truncated');
 
-# A transaction's own changes go with the first apply after it commits,
-# whether written before sync() or after it in the same block.  Once
+# A transaction's own changes go with the first apply after it commits
+# when written after sync() in the same block.  Once
 # another transaction has committed after the block took its xid, the
 # current snapshot counts that xid as committed (it leaves a backend's own
 # xid out): the apply's high-water mark must not.
 sql(q{CREATE TABLE bystander (n int)});
+# The high-water mark is the changes query's own snapshot, not a newer one
+# (a transaction committed meanwhile would count as applied, unloaded).
+my $same = '';
+my $h = IPC::Run::start(['psql', '-X', '-At', '-d', $node->connstr('postgres'), '-c',
+		'SELECT pg_current_snapshot()::text = redshift_fdw._mat_snapshot()::text FROM pg_sleep(2)'],
+	'>', \$same, '2>', \my $same_err);
+sleep 1;
+sql(q{INSERT INTO bystander VALUES (-1)});
+$h->finish;
+is($same =~ s/\s+//gr, 't', 'the apply\'s snapshot is its statement\'s, though a transaction committed meanwhile');
 sub own_xid_block
 {
 	my ($first, $then) = @_;
@@ -356,12 +371,15 @@ is(own_xid_block(q{INSERT INTO bystander VALUES (0)},
 		q{INSERT INTO fresh VALUES (9001, 'after sync, same transaction', 1, now()); COMMIT}),
 	'1', 'sync() in a block with an xid');
 is(sql("SELECT redshift_fdw.sync('fresh')"), '1', 'a change written after sync() in its block goes with the next apply');
-is(own_xid_block(q{INSERT INTO fresh VALUES (9002, 'before sync, same transaction', 2, now())}, 'COMMIT'),
-	'0', 'sync() in a block that wrote leaves its changes');
-is(sql("SELECT redshift_fdw.sync('fresh')"), '1', 'to the next apply, once committed');
-is(own_xid_block(q{INSERT INTO fresh VALUES (9003, 'rolled back', 3, now())}, 'ROLLBACK'),
-	'0', 'sync() in a block that is rolled back');
-is(sql("SELECT redshift_fdw.sync('fresh')"), '0', 'its changes never reach Redshift');
+# Before sync(), a block's changes of the source are refused: the apply
+# would read those rows uncommitted.
+like(sql_error($node, q{BEGIN; INSERT INTO fresh VALUES (9002, 'before sync, same transaction', 2, now());
+                        SELECT redshift_fdw.sync('fresh'); COMMIT}),
+	qr/materialization "fresh" cannot be applied in a transaction that has changed its source/,
+	'sync() in a block that changed the source is refused');
+is(own_xid_block(q{INSERT INTO bystander VALUES (2)}, 'ROLLBACK'), '0',
+	'sync() in a block that wrote elsewhere and is rolled back');
+is(sql("SELECT redshift_fdw.sync('fresh')"), '0', 'nothing of either reaches Redshift');
 equal('fresh', 'fresh', 'sync() in transaction blocks: Redshift equals the source');
 
 # --- nothing staged left, no secret anywhere -----------------------------------------
