@@ -1454,12 +1454,15 @@ $$;
 
 -- The bindings a rewrite listed (_mat_guard_rewrite) for _mat_guard_alter
 -- to log their rows, with delta updates (their ids, in a setting local to
--- the transaction: no temporary table, which would need TEMP).
+-- the transaction: no temporary table, which would need TEMP).  Also only
+-- inside an event trigger: pg_event_trigger_ddl_commands() refuses any
+-- other caller, who could otherwise list any binding by setting the ids.
 CREATE FUNCTION redshift_fdw._mat_bindings_listed()
 RETURNS SETOF redshift_fdw.materialization LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
 SELECT x.* FROM redshift_fdw.materialization x
- WHERE x.id = ANY (string_to_array(nullif(current_setting('redshift_fdw_guard.rewritten', true), ''),
+ WHERE (SELECT count(*) FROM pg_event_trigger_ddl_commands()) >= 0
+   AND x.id = ANY (string_to_array(nullif(current_setting('redshift_fdw_guard.rewritten', true), ''),
                                    ',')::bigint[])
    AND x.delta_updates
    AND redshift_fdw._mat_owner_may(x)
