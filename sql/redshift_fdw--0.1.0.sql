@@ -1433,23 +1433,26 @@ BEGIN
   RETURN false;
 END $$;
 
-CREATE FUNCTION redshift_fdw._mat_bindings_altered()
+CREATE FUNCTION redshift_fdw._mat_bindings_tracking(tables oid[])
 RETURNS SETOF redshift_fdw.materialization LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
 SELECT x.* FROM redshift_fdw.materialization x
- WHERE EXISTS (SELECT 1 FROM redshift_fdw._mat_tracked_tables(x.source) t
-                WHERE t IN (SELECT d.objid FROM pg_event_trigger_ddl_commands() d
-                             WHERE d.classid = 'pg_class'::regclass))
+ WHERE EXISTS (SELECT 1 FROM redshift_fdw._mat_tracked_tables(x.source) t WHERE t = ANY (tables))
    AND redshift_fdw._mat_owner_may(x)
+$$;
+REVOKE ALL ON FUNCTION redshift_fdw._mat_bindings_tracking(oid[]) FROM PUBLIC;
+
+CREATE FUNCTION redshift_fdw._mat_bindings_altered()
+RETURNS SETOF redshift_fdw.materialization LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+SELECT * FROM redshift_fdw._mat_bindings_tracking(ARRAY(
+  SELECT d.objid FROM pg_event_trigger_ddl_commands() d WHERE d.classid = 'pg_class'::regclass))
 $$;
 
 CREATE FUNCTION redshift_fdw._mat_bindings_rewritten()
 RETURNS SETOF redshift_fdw.materialization LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
-SELECT x.* FROM redshift_fdw.materialization x
- WHERE EXISTS (SELECT 1 FROM redshift_fdw._mat_tracked_tables(x.source) t
-                WHERE t = pg_event_trigger_table_rewrite_oid())
-   AND redshift_fdw._mat_owner_may(x)
+SELECT * FROM redshift_fdw._mat_bindings_tracking(ARRAY[pg_event_trigger_table_rewrite_oid()])
 $$;
 
 -- The bindings a rewrite listed (_mat_guard_rewrite) for _mat_guard_alter

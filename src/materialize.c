@@ -176,7 +176,6 @@ typedef struct Apply
 	char *source;
 	bool delta;
 	bool soft_delete;
-	int64 lock_key;
 	char *checkpoint_key;
 	List *columns; /* MatColumn, source order, then extra columns */
 	TimestampTz started;
@@ -200,7 +199,8 @@ typedef struct Apply
 	int64 fence; /* ours, once bumped */
 	char *applied_snapshot;
 	int64 applied_changes;
-	bool checkpoint_behind; /* older than the last apply recorded here */
+	char *recorded_snapshot; /* the last apply recorded here, or NULL */
+	bool checkpoint_behind;	 /* older than the last apply recorded here */
 
 	/* what this apply stages */
 	char *apply_prefix; /* <binding>/<checkpoint key>/<fence> */
@@ -214,6 +214,7 @@ typedef struct Apply
 	ColumnOutput *output_kind; /* per column of the changes query: how its
 								* value becomes text */
 	FmgrInfo *output;		   /* the output function, for OUTPUT_FUNCTION */
+	bool to_utf8;			   /* texts are converted: not a UTF-8 database */
 	char value_text[VALUE_TEXT_MAX]; /* a value written directly; valid until
 									  * the next column_text */
 	MemoryContext row_context;		 /* a change row's texts */
@@ -546,33 +547,38 @@ load_binding(Apply *apply, const char *name)
 	uint64 i;
 	Oid source;
 
-	local_exec("SELECT server, source::text, delta_updates, soft_delete, "
-			   "lock_key, checkpoint_key, target_schema, target_table, "
-			   "source::oid FROM redshift_fdw._mat($1)",
-			   1, types, values, NULL);
+	/*
+	 * The binding's lock first, the row after it (as the apply that held
+	 * the lock left it), then the source's lock: an apply waiting for
+	 * another of the same binding must not hold the source meanwhile (an
+	 * ALTER TABLE in the other's transaction would deadlock with it).
+	 */
+	local_exec(
+		"SELECT pg_advisory_xact_lock(lock_key) FROM redshift_fdw._mat($1)", 1,
+		types, values, NULL);
+	local_exec(
+		"SELECT server, source::text, delta_updates, soft_delete, "
+		"checkpoint_key, target_schema, target_table, "
+		"source::oid, applied_snapshot::text FROM redshift_fdw._mat($1)",
+		1, types, values, NULL);
 	apply->name = pstrdup(name);
 	apply->server = GetForeignServerByName(local_value(1), false);
 	apply->source = local_value(2);
 	apply->delta = strcmp(local_value(3), "t") == 0;
 	apply->soft_delete = strcmp(local_value(4), "t") == 0;
-	apply->lock_key = pg_strtoint64(local_value(5));
-	apply->checkpoint_key = local_value(6);
-	apply->schema = local_value(7);
-	apply->table = local_value(8);
+	apply->checkpoint_key = local_value(5);
+	apply->schema = local_value(6);
+	apply->table = local_value(7);
 	apply->target =
 		psprintf("%s.%s", identifier(apply->schema), identifier(apply->table));
 	apply->target_label = psprintf("%s.%s", apply->schema, apply->table);
 	source = DatumGetObjectId(
-		DirectFunctionCall1(oidin, CStringGetDatum(local_value(9))));
+		DirectFunctionCall1(oidin, CStringGetDatum(local_value(8))));
+	apply->recorded_snapshot = local_value(9);
 	/*
 	 * The source keeps the columns read below until the apply ends: a DROP
 	 * or ALTER COLUMN meanwhile would change the shape of the change rows.
-	 * The binding's lock first: an apply waiting for another of the same
-	 * binding must not hold the source meanwhile (an ALTER TABLE in the
-	 * other's transaction would deadlock with it).
 	 */
-	local_exec("SELECT pg_advisory_xact_lock($1)", 1, (Oid[]){INT8OID},
-			   (Datum[]){Int64GetDatum(apply->lock_key)}, NULL);
 	LockRelationOid(source, AccessShareLock);
 	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(source)))
 		ereport(ERROR,
@@ -738,6 +744,22 @@ redshift_materialize_schema(ForeignServer *server)
 	return schema;
 }
 
+/* Whether Redshift has table schema.table (names as stored). */
+static bool
+remote_table_exists(Apply *apply, const char *schema, const char *table)
+{
+	PGresult *res =
+		remote_must(apply,
+					psprintf("SELECT 1 FROM svv_tables WHERE table_schema = "
+							 "%s AND table_name = %s",
+							 literal(schema), literal(table)),
+					NULL);
+	bool exists = PQntuples(res) > 0;
+
+	PQclear(res);
+	return exists;
+}
+
 /*
  * The checkpoint table (in the target's schema), made when missing.  Not
  * in the server's schema: that option may change, and the binding's
@@ -748,21 +770,10 @@ ensure_checkpoint_table(Apply *apply)
 {
 	char *schema = apply->schema;
 
-	PGresult *res;
-	bool missing;
-
 	ensure_schema(apply, schema);
 	apply->checkpoint =
 		psprintf("%s.%s", identifier(schema), MATERIALIZE_CHECKPOINT_TABLE);
-	res = remote_must(apply,
-					  psprintf("SELECT 1 FROM svv_tables WHERE table_schema = "
-							   "%s AND table_name = %s",
-							   literal(schema),
-							   literal(MATERIALIZE_CHECKPOINT_TABLE)),
-					  NULL);
-	missing = PQntuples(res) == 0;
-	PQclear(res);
-	if (missing)
+	if (!remote_table_exists(apply, schema, MATERIALIZE_CHECKPOINT_TABLE))
 		remote_command(apply, psprintf("CREATE TABLE IF NOT EXISTS "
 									   "%s " MATERIALIZE_CHECKPOINT_COLUMNS,
 									   apply->checkpoint));
@@ -864,24 +875,10 @@ fence_transaction(Apply *apply, RemoteFailure *failure)
 static void
 check_checkpoint_missing(Apply *apply)
 {
-	PGresult *res;
-	bool target_exists;
-	char *recorded;
+	char *recorded = apply->recorded_snapshot;
 
-	local_exec("SELECT applied_snapshot::text FROM redshift_fdw._mat($1)", 1,
-			   (Oid[]){TEXTOID}, (Datum[]){CStringGetTextDatum(apply->name)},
-			   NULL);
-	recorded = local_value(1);
-	if (recorded == NULL)
-		return;
-	res = remote_must(apply,
-					  psprintf("SELECT 1 FROM svv_tables WHERE table_schema = "
-							   "%s AND table_name = %s",
-							   literal(apply->schema), literal(apply->table)),
-					  NULL);
-	target_exists = PQntuples(res) > 0;
-	PQclear(res);
-	if (!target_exists)
+	if (recorded == NULL ||
+		!remote_table_exists(apply, apply->schema, apply->table))
 		return;
 	if (apply->delta)
 		ereport(ERROR,
@@ -913,7 +910,9 @@ check_checkpoint_missing(Apply *apply)
 static void
 check_checkpoint_behind(Apply *apply)
 {
-	char *recorded;
+	char *recorded = apply->recorded_snapshot;
+	bool from_elsewhere;
+	bool behind;
 
 	if (apply->applied_snapshot == NULL)
 	{
@@ -926,10 +925,16 @@ check_checkpoint_behind(Apply *apply)
 	 * cluster, whose changes it would count as applied.
 	 */
 	local_exec("SELECT pg_snapshot_xmax($1::pg_snapshot) > "
-			   "pg_snapshot_xmax(pg_current_snapshot())",
-			   1, (Oid[]){TEXTOID},
-			   (Datum[]){CStringGetTextDatum(apply->applied_snapshot)}, NULL);
-	if (strcmp(local_value(1), "t") == 0)
+			   "pg_snapshot_xmax(pg_current_snapshot()), "
+			   "redshift_fdw._mat_snapshot_behind($1::pg_snapshot, "
+			   "$2::pg_snapshot)",
+			   2, (Oid[]){TEXTOID, TEXTOID},
+			   (Datum[]){CStringGetTextDatum(apply->applied_snapshot),
+						 recorded ? CStringGetTextDatum(recorded) : (Datum) 0},
+			   recorded ? NULL : " n");
+	from_elsewhere = strcmp(local_value(1), "t") == 0;
+	behind = local_value(2) && strcmp(local_value(2), "t") == 0;
+	if (from_elsewhere)
 	{
 		if (apply->delta)
 			ereport(ERROR,
@@ -955,16 +960,8 @@ check_checkpoint_behind(Apply *apply)
 					   "restored from a dump?")));
 		return;
 	}
-	local_exec("SELECT redshift_fdw._mat_snapshot_behind($2::pg_snapshot, "
-			   "m.applied_snapshot), m.applied_snapshot::text "
-			   "FROM redshift_fdw._mat($1) m",
-			   2, (Oid[]){TEXTOID, TEXTOID},
-			   (Datum[]){CStringGetTextDatum(apply->name),
-						 CStringGetTextDatum(apply->applied_snapshot)},
-			   NULL);
-	if (strcmp(local_value(1), "t") != 0)
+	if (!behind)
 		return;
-	recorded = local_value(2);
 	apply->checkpoint_behind = true;
 	ereport(WARNING,
 			(errmsg("materialization \"%s\": the checkpoint on Redshift is "
@@ -1211,9 +1208,9 @@ column_text(Apply *apply, int i, size_t *len)
 		*len = strlen(data);
 	}
 	/* Redshift reads UTF-8 (the other texts here are ASCII) */
-	if ((apply->output_kind[i] == OUTPUT_TEXT ||
-		 apply->output_kind[i] == OUTPUT_FUNCTION) &&
-		*len > 0 && GetDatabaseEncoding() != PG_UTF8)
+	if (apply->to_utf8 && *len > 0 &&
+		(apply->output_kind[i] == OUTPUT_TEXT ||
+		 apply->output_kind[i] == OUTPUT_FUNCTION))
 	{
 		char *utf8 = pg_server_to_any(data, (int) *len, PG_UTF8);
 
@@ -1438,6 +1435,7 @@ changes_startup(DestReceiver *self, int operation, TupleDesc desc)
 			 "%d columns, not %d",
 			 apply->name, desc->natts - 3, source_columns);
 
+	apply->to_utf8 = GetDatabaseEncoding() != PG_UTF8;
 	apply->output = MemoryContextAllocZero(receiver->context,
 										   sizeof(FmgrInfo) * desc->natts);
 	apply->output_kind = MemoryContextAllocZero(

@@ -501,6 +501,13 @@ is($rows, sql('SELECT count(*) FROM owned'), 'a checkpoint from another cluster:
 like($warn, qr/WARNING:  materialization "owned": its checkpoint on Redshift \(900000000:900000000:\) names transactions this server has not run; reloading/,
 	'and warns why');
 is(backing_sql(digest_sql($orow2, "$schema.owned")), sql(digest_sql($orow2, 'owned')), 'equal');
+backing_sql("DELETE FROM $schema.redshift_fdw_checkpoints WHERE name = 'owned'");
+sql(q{INSERT INTO owned VALUES (53, 1, 'after the checkpoint row went')});
+($ret, $rows, $warn) = $node->psql('postgres', "SELECT redshift_fdw.sync('owned')");
+is($rows, sql('SELECT count(*) FROM owned'), 'a checkpoint row that is gone: the sync reloads the table');
+like($warn, qr/WARNING:  materialization "owned": its checkpoint is missing from .*redshift_fdw_checkpoints; reloading/,
+	'and warns why');
+is(backing_sql(digest_sql($orow2, "$schema.owned")), sql(digest_sql($orow2, 'owned')), 'equal again');
 
 # --- a column added to the source ------------------------------------------------
 sql(q{CREATE TABLE evolving (id int PRIMARY KEY, v text);
