@@ -1939,38 +1939,22 @@ SELECT remote IS NOT NULL AND recorded IS NOT NULL
                         EXCEPT SELECT y FROM pg_snapshot_xip(recorded) y)))
 $$;
 
--- Whether a materialization has changes its last apply did not cover (or
+-- What an apply asks of a materialization's change log first, in one
+-- look: own_changes, whether this transaction has changed the source and
+-- not committed (an apply reads the source as this transaction sees it,
+-- so it would load those rows, and log them again once committed); and
+-- pending, whether there are changes its last apply did not cover (or it
 -- has never been applied).
-CREATE FUNCTION redshift_fdw._mat_pending(binding text)
-RETURNS bool LANGUAGE plpgsql STABLE AS $$
+CREATE FUNCTION redshift_fdw._mat_log_state(binding text, OUT own_changes bool, OUT pending bool)
+LANGUAGE plpgsql STABLE AS $$
 DECLARE
   m redshift_fdw.materialization := redshift_fdw._mat(binding);
-  found bool;
 BEGIN
-  IF m.applied_snapshot IS NULL THEN
-    RETURN true;
-  END IF;
-  EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s WHERE NOT pg_visible_in_snapshot(_rsfdw_xid, $1) '
-                 'AND pg_visible_in_snapshot(_rsfdw_xid, $2))', m.change_log)
-    INTO found USING m.applied_snapshot, redshift_fdw._mat_snapshot();
-  RETURN found;
-END $$;
-
--- Whether this transaction has changed a materialization's source and not
--- committed: an apply reads the source as this transaction sees it, so it
--- would load those rows (and log them again once committed).
-CREATE FUNCTION redshift_fdw._mat_own_changes(binding text)
-RETURNS bool LANGUAGE plpgsql STABLE AS $$
-DECLARE
-  m redshift_fdw.materialization := redshift_fdw._mat(binding);
-  found bool;
-BEGIN
-  IF pg_current_xact_id_if_assigned() IS NULL THEN
-    RETURN false;
-  END IF;
-  EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s WHERE _rsfdw_xid = pg_current_xact_id_if_assigned())',
-                 m.change_log) INTO found;
-  RETURN found;
+  EXECUTE format('SELECT $1 IS NOT NULL AND EXISTS (SELECT 1 FROM %1$s WHERE _rsfdw_xid = $1), '
+                 '$2 IS NULL OR EXISTS (SELECT 1 FROM %1$s WHERE NOT pg_visible_in_snapshot(_rsfdw_xid, $2) '
+                 'AND pg_visible_in_snapshot(_rsfdw_xid, $3))', m.change_log)
+    INTO own_changes, pending
+    USING pg_current_xact_id_if_assigned(), m.applied_snapshot, redshift_fdw._mat_snapshot();
 END $$;
 
 -- One apply (materialize.c): rows applied and bytes staged.

@@ -2386,8 +2386,9 @@ redshift_fdw_apply(PG_FUNCTION_ARGS)
 	apply->started = GetCurrentTimestamp();
 	SPI_connect();
 	load_binding(apply, name);
-	local_exec("SELECT redshift_fdw._mat_own_changes($1)", 1, types, values,
-			   NULL);
+	local_exec(
+		"SELECT own_changes, pending FROM redshift_fdw._mat_log_state($1)", 1,
+		types, values, NULL);
 	if (strcmp(local_value(1), "t") == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
@@ -2398,8 +2399,7 @@ redshift_fdw_apply(PG_FUNCTION_ARGS)
 						   "are committed."),
 				 errhint("Commit first. Changes made after sync() in the "
 						 "same transaction go with the next apply.")));
-	local_exec("SELECT redshift_fdw._mat_pending($1)", 1, types, values, NULL);
-	if (strcmp(local_value(1), "t") == 0)
+	if (strcmp(local_value(2), "t") == 0)
 	{
 		if (!s3_server_configured(apply->server))
 			ereport(ERROR,
