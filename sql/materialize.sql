@@ -111,6 +111,33 @@ SELECT count(*) AS objects_left FROM pg_class c JOIN pg_namespace n ON n.oid = c
 SELECT count(*) AS functions_left FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
  WHERE n.nspname = 'redshift_fdw_changes';
 INSERT INTO items VALUES (6, 'six', 6);
+
+-- Delta images' dates and timestamps (to_jsonb's text) read back exactly,
+-- in zones whose offsets have minutes or (local mean time) seconds, and
+-- for BC, infinity and years past 9999, which go through the input.
+CREATE TEMP TABLE image_values AS
+SELECT ts, ts::timestamp AS t, ts::date AS d FROM (
+  SELECT '2024-01-01 00:00:00+00'::timestamptz
+         + g * interval '7 hours 13 minutes 17.123457 seconds' AS ts
+    FROM generate_series(-2000000, 2000000, 4999) g
+  UNION ALL
+  SELECT x::timestamptz FROM unnest(ARRAY['infinity', '-infinity', '0044-03-15 12:00:00 BC',
+         '0001-01-01 00:00:00+00', '9999-12-31 23:59:59.999999+00', '10000-01-01 00:00:00+00',
+         '1900-01-01 00:00:00+00', '2000-02-29 23:59:59.5+00']) x) a;
+CREATE FUNCTION pg_temp.image_mismatches() RETURNS bigint LANGUAGE sql AS $$
+  SELECT count(*) FROM image_values
+   WHERE redshift_fdw._image_timestamptz(to_jsonb(ts)->>0) IS DISTINCT FROM ts
+      OR redshift_fdw._image_timestamp(to_jsonb(t)->>0) IS DISTINCT FROM t
+      OR redshift_fdw._image_date(to_jsonb(d)->>0) IS DISTINCT FROM d $$;
+SELECT set_config('TimeZone', z, false) AS zone, pg_temp.image_mismatches() AS mismatches
+  FROM unnest(ARRAY['UTC', 'Asia/Kolkata', 'America/St_Johns', 'Europe/Amsterdam',
+                    'Pacific/Chatham']) z;
+SET TimeZone = 'UTC';
+SELECT redshift_fdw._image_timestamptz('2024-01-01T10:00:00+05:30') AS east,
+       redshift_fdw._image_timestamptz('1900-01-01T00:19:32+00:19:32') AS lmt,
+       redshift_fdw._image_date('0044-03-15 BC') AS bc;
+SELECT redshift_fdw._image_date('2023-02-29');
+RESET TimeZone;
 DROP EXTENSION redshift_fdw CASCADE;
 DROP ROLE mat_other;
 DROP TABLE items, nokey, nullkey, "Cased", reserved CASCADE;

@@ -1694,6 +1694,20 @@ SELECT CASE WHEN x IS NULL OR x >= pg_snapshot_xmax(s) THEN s -- (at xmax: runni
   FROM (SELECT pg_current_snapshot(), pg_current_xact_id_if_assigned()) a(s, x)
 $$;
 
+-- A delta image's date or timestamp text (to_jsonb's) as its type: parsed
+-- directly in its usual form, through the type's input otherwise.
+CREATE FUNCTION redshift_fdw._image_date(text) RETURNS date
+AS 'MODULE_PATHNAME', 'redshift_fdw_image_date'
+LANGUAGE C STRICT STABLE PARALLEL SAFE;
+
+CREATE FUNCTION redshift_fdw._image_timestamp(text) RETURNS timestamp
+AS 'MODULE_PATHNAME', 'redshift_fdw_image_timestamp'
+LANGUAGE C STRICT STABLE PARALLEL SAFE;
+
+CREATE FUNCTION redshift_fdw._image_timestamptz(text) RETURNS timestamptz
+AS 'MODULE_PATHNAME', 'redshift_fdw_image_timestamptz'
+LANGUAGE C STRICT STABLE PARALLEL SAFE;
+
 -- The changes of an apply, as a query for materialize.c (parameter $1:
 -- the snapshot the checkpoint recorded, NULL before the first apply).
 -- Rows are (op, seq, meta, the columns' values...).  One statement, so that
@@ -1748,7 +1762,8 @@ BEGIN
   -- A delta image (jsonb) column as the loader reads it: the value's text
   -- straight from the image where that is the text the column's output
   -- gives (integers and numeric are stored as JSON numbers of that text,
-  -- texts and uuids as strings), through the type's input otherwise, and
+  -- texts and uuids as strings), through the type's input otherwise (for
+  -- dates and timestamps _image_date and the like, faster), and
   -- from jsonb_populate_record (r) for arrays, composites and the rest
   -- (c.image says which); the first apply's rows (delta_src_cols) then give
   -- the columns read as text as texts too, for the UNION.
@@ -1758,7 +1773,7 @@ BEGIN
                       WHEN 'text' THEN format('(l._rsfdw_image->>%L)', c.attname)
                       WHEN 'bool' THEN format('CASE l._rsfdw_image->>%L WHEN ''true'' THEN ''t'' '
                                               'WHEN ''false'' THEN ''f'' END', c.attname)
-                      WHEN 'parse' THEN format('(l._rsfdw_image->>%L)::%s', c.attname, c.typ)
+                      WHEN 'parse' THEN format('%s(l._rsfdw_image->>%L)::%s', c.parse, c.attname, c.typ)
                       ELSE r.expr END, ', ' ORDER BY s.attnum),
          string_agg(CASE WHEN c.image = 'text' THEN format('s.%I::text', c.attname) ELSE s.expr END,
                     ', ' ORDER BY s.attnum),
@@ -1776,7 +1791,11 @@ BEGIN
                       WHEN a.atttypid IN ('float4'::regtype, 'float8'::regtype, 'date'::regtype,
                                           'time'::regtype, 'timetz'::regtype, 'timestamp'::regtype,
                                           'timestamptz'::regtype, 'interval'::regtype) THEN 'parse'
-                      ELSE 'record' END AS image
+                      ELSE 'record' END AS image,
+                 CASE a.atttypid WHEN 'date'::regtype THEN 'redshift_fdw._image_date'
+                                 WHEN 'timestamp'::regtype THEN 'redshift_fdw._image_timestamp'
+                                 WHEN 'timestamptz'::regtype THEN 'redshift_fdw._image_timestamptz'
+                                 ELSE '' END AS parse
             FROM pg_attribute a WHERE a.attrelid = m.source) c USING (attnum);
   IF NOT m.delta_updates THEN
     -- The source's rows of pending keys (a semi-join: no aggregate of the

@@ -169,6 +169,125 @@ stage_timestamp_text(int64_t usecs, bool utc_offset, char *out)
 	return (size_t) (p - out);
 }
 
+/* The width digits at text as a number; false when one is not a digit. */
+static bool
+get_digits(const char *text, int width, int *value)
+{
+	int i;
+
+	*value = 0;
+	for (i = 0; i < width; i++)
+	{
+		if (text[i] < '0' || text[i] > '9')
+			return false;
+		*value = *value * 10 + (text[i] - '0');
+	}
+	return true;
+}
+
+/*
+ * "YYYY-MM-DD" (1..9999 AD) as days since 2000-01-01 (H. Hinnant's
+ * days_from_civil, the inverse of put_date); false when it is not that
+ * text of a real day.
+ */
+static bool
+get_date(const char *text, int64_t *days)
+{
+	static const int month_days[12] = {31, 29, 31, 30, 31, 30,
+									   31, 31, 30, 31, 30, 31};
+	int year;
+	int month;
+	int day;
+	int64_t y;
+	unsigned yoe;
+	unsigned doy;
+
+	if (!get_digits(text, 4, &year) || text[4] != '-' ||
+		!get_digits(text + 5, 2, &month) || text[7] != '-' ||
+		!get_digits(text + 8, 2, &day) || year < 1 || month < 1 ||
+		month > 12 || day < 1 || day > month_days[month - 1])
+		return false;
+	if (month == 2 && day == 29 &&
+		(year % 4 != 0 || (year % 100 == 0 && year % 400 != 0)))
+		return false;
+	y = year - (month <= 2);
+	yoe = (unsigned) (y % 400);
+	doy = (unsigned) ((153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 +
+					  day - 1);
+	*days = (y / 400) * 146097 + yoe * 365 + yoe / 4 - yoe / 100 + doy -
+			DAYS_TO_2000;
+	return true;
+}
+
+bool
+stage_parse_image_date(const char *text, size_t len, int32_t *days)
+{
+	int64_t value;
+
+	if (len != 10 || !get_date(text, &value))
+		return false;
+	*days = (int32_t) value;
+	return true;
+}
+
+bool
+stage_parse_image_timestamp(const char *text, size_t len, bool with_zone,
+							int64_t *usecs)
+{
+	int64_t days;
+	int hour;
+	int minute;
+	int second;
+	int64_t fraction = 0;
+	int64_t offset = 0;
+	size_t pos = 19;
+
+	if (len < 19 || !get_date(text, &days) || text[10] != 'T' ||
+		!get_digits(text + 11, 2, &hour) || text[13] != ':' ||
+		!get_digits(text + 14, 2, &minute) || text[16] != ':' ||
+		!get_digits(text + 17, 2, &second) || hour > 23 || minute > 59 ||
+		second > 59)
+		return false;
+	if (pos < len && text[pos] == '.')
+	{
+		int digits = 0;
+
+		for (pos++; pos < len && text[pos] >= '0' && text[pos] <= '9'; pos++)
+		{
+			if (++digits > 6)
+				return false;
+			fraction = fraction * 10 + (text[pos] - '0');
+		}
+		if (digits == 0)
+			return false;
+		while (digits++ < 6)
+			fraction *= 10;
+	}
+	if (with_zone)
+	{
+		int zone_hours;
+		int zone_minutes;
+
+		/* "+HH:MM": east of UTC, the local time is ahead of UTC */
+		if (len - pos != 6 || (text[pos] != '+' && text[pos] != '-') ||
+			!get_digits(text + pos + 1, 2, &zone_hours) ||
+			text[pos + 3] != ':' ||
+			!get_digits(text + pos + 4, 2, &zone_minutes) || zone_hours > 15 ||
+			zone_minutes > 59)
+			return false;
+		offset = (int64_t) (zone_hours * 3600 + zone_minutes * 60) * 1000000;
+		if (text[pos] == '-')
+			offset = -offset;
+		pos = len;
+	}
+	if (pos != len)
+		return false;
+	*usecs = days * USECS_PER_DAY +
+			 (int64_t) (hour * 3600 + minute * 60 + second) * 1000000 +
+			 fraction - offset;
+	return true;
+}
+
 /*
  * COPY compares a field with the NULL text after removing its quotes, so
  * a value equal to it cannot be told from a NULL.

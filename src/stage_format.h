@@ -85,6 +85,24 @@ extern size_t stage_date_text(int32_t days, char *out);
  */
 extern size_t stage_timestamp_text(int64_t usecs, bool utc_offset, char *out);
 
+/*
+ * A date as to_jsonb writes it ("YYYY-MM-DD", 1..9999 AD) as days since
+ * 2000-01-01 (a DateADT); false for any other text (BC, infinity, a year
+ * past 9999, not a real day), which the caller reads with date_in.
+ */
+extern bool stage_parse_image_date(const char *text, size_t len,
+								   int32_t *days);
+
+/*
+ * A timestamp as to_jsonb writes it ("YYYY-MM-DDTHH:MM:SS", a fraction of
+ * up to six digits when there is one, and with_zone an offset "+HH:MM" or
+ * "-HH:MM") as microseconds since 2000-01-01 (UTC with_zone); false for
+ * any other text (BC, infinity, offsets with seconds ...), which the
+ * caller reads with the type's input function.
+ */
+extern bool stage_parse_image_timestamp(const char *text, size_t len,
+										bool with_zone, int64_t *usecs);
+
 /* Whether a non-NULL value would read back as NULL (it is the NULL text). */
 extern bool csv_value_reads_as_null(const char *value, size_t len);
 

@@ -3,7 +3,8 @@
  *		libFuzzer harness for src/stage_format.c: a quoted CSV field must
  *		parse back (RFC 4180) to the value; a JSON-escaped string must hold
  *		no raw control character, quote or lone backslash and unescape back;
- *		a timestamp's text must read back to the same microsecond.
+ *		a timestamp's text must read back to the same microsecond, and so
+ *		must a row image's date or timestamp text.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -144,6 +145,51 @@ check_timestamp(int64_t usecs)
 		__builtin_trap();
 }
 
+/*
+ * Text that parses as an image's date or timestamp is that day by the
+ * independent reckoning, and the timestamp's own text ("T" for the space)
+ * parses back to the same microsecond; the offset moves it by its amount.
+ */
+static void
+check_image(const char *text, size_t size)
+{
+	int32_t days;
+	int64_t usecs;
+	int64_t local;
+	char out[STAGE_DATETIME_TEXT_MAX];
+	size_t n;
+	int y, mo, d;
+
+	if (stage_parse_image_date(text, size, &days))
+	{
+		if (size != 10 || sscanf(text, "%4d-%2d-%2d", &y, &mo, &d) != 3 ||
+			days_from_civil(y, mo, d) - DAYS_1970_TO_2000 != days ||
+			stage_date_text(days, out) != 10 || memcmp(out, text, 10) != 0)
+			__builtin_trap();
+	}
+	if (stage_parse_image_timestamp(text, size, false, &usecs))
+	{
+		check_timestamp(usecs);
+		n = stage_timestamp_text(usecs, false, out);
+		if (n < 19 || memcmp(out, text, 10) != 0 || text[10] != 'T')
+			__builtin_trap();
+		out[10] = 'T';
+		if (!stage_parse_image_timestamp(out, n, false, &local) ||
+			local != usecs)
+			__builtin_trap();
+	}
+	if (size > 6 && stage_parse_image_timestamp(text, size, true, &usecs))
+	{
+		int hours = (text[size - 5] - '0') * 10 + (text[size - 4] - '0');
+		int minutes = (text[size - 2] - '0') * 10 + (text[size - 1] - '0');
+		int64_t offset = (int64_t) (hours * 60 + minutes) * 60000000;
+
+		if (!stage_parse_image_timestamp(text, size - 6, false, &local) ||
+			usecs != local - (text[size - 6] == '-' ? -offset : offset))
+			__builtin_trap();
+	}
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -215,6 +261,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (parsed != (match >= 0) || (parsed && (int) c != match))
 			__builtin_trap();
 	}
+	check_image(value, size);
 	/* the first bytes as a timestamp, and scaled into 1..9999 AD */
 	if (size >= sizeof(int64_t))
 	{

@@ -273,6 +273,96 @@ test_datetime(void)
 	}
 }
 
+/* Whether text parses as an image's date of that day. */
+static bool
+image_date_is(const char *text, int32_t days)
+{
+	int32_t got = INT32_MIN;
+
+	return stage_parse_image_date(text, strlen(text), &got) && got == days;
+}
+
+/* Whether text parses as an image's timestamp (or not) at usecs. */
+static bool
+image_timestamp_is(const char *text, bool with_zone, int64_t usecs)
+{
+	int64_t got = INT64_MIN;
+
+	return stage_parse_image_timestamp(text, strlen(text), with_zone, &got) &&
+		   got == usecs;
+}
+
+/* Whether text is left to the input function. */
+static bool
+image_refused(const char *text)
+{
+	int32_t days;
+	int64_t usecs;
+
+	return !stage_parse_image_date(text, strlen(text), &days) &&
+		   !stage_parse_image_timestamp(text, strlen(text), false, &usecs) &&
+		   !stage_parse_image_timestamp(text, strlen(text), true, &usecs);
+}
+
+/*
+ * to_jsonb's dates and timestamps (XSD: a "T", offsets as "+HH:MM") read
+ * back to the days and microseconds of the cases above; every other form
+ * is left to the input function.
+ */
+static void
+test_image_datetime(void)
+{
+	static const char *const refused[] = {
+		"", "2024-01-01 ", "2024-1-01", "2024-13-01", "2024-00-10",
+		"2024-04-31", "2023-02-29", "1900-02-29", "0000-01-01",
+		"10000-01-01", "0044-03-15 BC", "infinity", "-infinity",
+		"2024-01-01 00:00:00", "2024-01-01T24:00:00", "2024-01-01T23:60:00",
+		"2024-01-01T23:59:60", "2024-01-01T00:00:00.", "2024-01-01T00:00:00.1234567",
+		"2024-01-01T00:00:00+00:00:00", "2024-01-01T00:00:00+00",
+		"2024-01-01T00:00:00+16:00", "2024-01-01T00:00:00+05:60",
+		"2024-01-01T00:00:00Z", "2024-01-01T00:00:00+0a:00",
+		"2024-01-01T00:00:00.5x", "2024-01-01T00:00:00 BC", "+024-01-01",
+	};
+	size_t i;
+	char text[STAGE_DATETIME_TEXT_MAX + 8];
+
+	for (i = 0; i < sizeof(date_cases) / sizeof(date_cases[0]); i++)
+		check(image_date_is(date_cases[i].text, date_cases[i].days),
+			  "image date", date_cases[i].text);
+	check(image_date_is("2000-02-29", 59) &&
+			  image_date_is("2400-02-29", 146156),
+		  "leap centuries", "2000, 2400");
+	for (i = 0; i < sizeof(timestamp_cases) / sizeof(timestamp_cases[0]); i++)
+	{
+		int64_t usecs = timestamp_cases[i].usecs;
+
+		snprintf(text, sizeof(text), "%s", timestamp_cases[i].text);
+		text[10] = 'T';
+		check(image_timestamp_is(text, false, usecs), "image timestamp", text);
+		snprintf(text + strlen(text), 8, "+00:00");
+		check(image_timestamp_is(text, true, usecs), "image timestamptz",
+			  text);
+	}
+	/* east of UTC the local time is ahead: 10:00+05:30 is 04:30 UTC */
+	check(image_timestamp_is("2000-01-01T10:00:00+05:30", true,
+							 INT64_C(16200000000)),
+		  "offset east", "+05:30");
+	check(image_timestamp_is("1999-12-31T19:00:00.25-05:00", true, 250000),
+		  "offset west", "-05:00");
+	check(image_timestamp_is("9999-12-31T23:59:59.999999-15:59", true,
+							 INT64_C(252455615999999999) +
+								 INT64_C(57540000000)),
+		  "past 9999 in UTC", "-15:59");
+	check(image_timestamp_is("2000-01-01T00:00:00.1", false, 100000),
+		  "one fraction digit", ".1");
+	check(!image_timestamp_is("2000-01-01T00:00:00+00:00", false, 0),
+		  "an offset is no timestamp", "+00:00");
+	check(!image_timestamp_is("2000-01-01T00:00:00", true, 0),
+		  "a timestamptz has an offset", "no offset");
+	for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+		check(image_refused(refused[i]), "left to the input", refused[i]);
+}
+
 static void
 test_compression(void)
 {
@@ -310,6 +400,7 @@ main(void)
 	test_conflict();
 	test_widths();
 	test_datetime();
+	test_image_datetime();
 	printf("stage_format: %d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
 }
