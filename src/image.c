@@ -20,13 +20,28 @@ PG_FUNCTION_INFO_V1(redshift_fdw_image_date);
 PG_FUNCTION_INFO_V1(redshift_fdw_image_timestamp);
 PG_FUNCTION_INFO_V1(redshift_fdw_image_timestamptz);
 
-/* The text through an input function taking (cstring, oid, typmod). */
+/* The text through its type's input function (cstring, oid, typmod). */
 static Datum
 through_input(PGFunction input, text *value)
 {
 	return DirectFunctionCall3(input, CStringGetDatum(text_to_cstring(value)),
 							   ObjectIdGetDatum(InvalidOid),
 							   Int32GetDatum(-1));
+}
+
+/*
+ * An image's timestamp (with_zone: timestamptz): parsed directly in
+ * to_jsonb's form, through input otherwise.  Both are int64 microseconds.
+ */
+static Datum
+image_timestamp(text *value, bool with_zone, PGFunction input)
+{
+	int64_t usecs;
+
+	if (stage_parse_image_timestamp(
+			VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value), with_zone, &usecs))
+		return Int64GetDatum(usecs);
+	return through_input(input, value);
 }
 
 /* redshift_fdw._image_date(text): an image's date. */
@@ -39,32 +54,21 @@ redshift_fdw_image_date(PG_FUNCTION_ARGS)
 	if (stage_parse_image_date(VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value),
 							   &days))
 		PG_RETURN_DATEADT(days);
-	PG_RETURN_DATUM(
-		DirectFunctionCall1(date_in, CStringGetDatum(text_to_cstring(value))));
+	PG_RETURN_DATUM(through_input(date_in, value));
 }
 
 /* redshift_fdw._image_timestamp(text): an image's timestamp. */
 Datum
 redshift_fdw_image_timestamp(PG_FUNCTION_ARGS)
 {
-	text *value = PG_GETARG_TEXT_PP(0);
-	int64_t usecs;
-
-	if (stage_parse_image_timestamp(VARDATA_ANY(value),
-									VARSIZE_ANY_EXHDR(value), false, &usecs))
-		PG_RETURN_TIMESTAMP(usecs);
-	PG_RETURN_DATUM(through_input(timestamp_in, value));
+	PG_RETURN_DATUM(
+		image_timestamp(PG_GETARG_TEXT_PP(0), false, timestamp_in));
 }
 
 /* redshift_fdw._image_timestamptz(text): an image's timestamptz. */
 Datum
 redshift_fdw_image_timestamptz(PG_FUNCTION_ARGS)
 {
-	text *value = PG_GETARG_TEXT_PP(0);
-	int64_t usecs;
-
-	if (stage_parse_image_timestamp(VARDATA_ANY(value),
-									VARSIZE_ANY_EXHDR(value), true, &usecs))
-		PG_RETURN_TIMESTAMPTZ(usecs);
-	PG_RETURN_DATUM(through_input(timestamptz_in, value));
+	PG_RETURN_DATUM(
+		image_timestamp(PG_GETARG_TEXT_PP(0), true, timestamptz_in));
 }
