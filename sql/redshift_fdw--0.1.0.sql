@@ -1733,8 +1733,16 @@ DECLARE
   nulls text;
   key_join text := (SELECT string_agg(format('p.%1$I = s.%1$I', k), ' AND ')
                       FROM unnest(m.key_columns) k);
-  pending text := format('pg_visible_in_snapshot(l._rsfdw_xid, (SELECT s FROM snap)) AND ($1::pg_snapshot IS NULL '
-                         'OR NOT pg_visible_in_snapshot(l._rsfdw_xid, $1::pg_snapshot))');
+  -- A logged change is pending when the apply's snapshot sees it and the
+  -- checkpoint's ($1) does not.  An xid below a snapshot's xmin is seen by
+  -- it and one from its xmax on is not, whatever its running list says:
+  -- those comparisons come first, so most rows of a large log (committed
+  -- before this apply began, after the last one ended) are decided without
+  -- calling pg_visible_in_snapshot (a third of a pass over the log).
+  pending text := '(l._rsfdw_xid < (SELECT xmin FROM snap) '
+                  'OR pg_visible_in_snapshot(l._rsfdw_xid, (SELECT s FROM snap))) '
+                  'AND ($1::pg_snapshot IS NULL OR l._rsfdw_xid >= pg_snapshot_xmax($1::pg_snapshot) '
+                  'OR NOT pg_visible_in_snapshot(l._rsfdw_xid, $1::pg_snapshot))';
   log_keys text := (SELECT string_agg('p.' || quote_ident(k), ', ') FROM unnest(m.key_columns) k);
   expand bool;
   delta_src_cols text;
@@ -1814,7 +1822,8 @@ BEGIN
     -- the inserted ones (each inserted key is there, under this snapshot)
     -- and no hash of the keys is needed at all.
     RETURN format($q$
-WITH snap AS MATERIALIZED (SELECT redshift_fdw._mat_snapshot() AS s),
+WITH snap AS MATERIALIZED (SELECT s, pg_snapshot_xmin(s) AS xmin
+                             FROM (SELECT redshift_fdw._mat_snapshot() AS s) x),
 seen AS MATERIALIZED (
   SELECT $1::pg_snapshot IS NULL OR ops & 1 <> 0 AS reload, ops & 6 <> 0 AS not_inserts,
          ops & 2 <> 0 AS deletes, n, low, high
@@ -1859,7 +1868,8 @@ $q$, m.change_log, pending, log_keys, src_cols, m.source, key_join, gone_cols, n
                       low_key) END);
   END IF;
   RETURN format($q$
-WITH snap AS MATERIALIZED (SELECT redshift_fdw._mat_snapshot() AS s)
+WITH snap AS MATERIALIZED (SELECT s, pg_snapshot_xmin(s) AS xmin
+                             FROM (SELECT redshift_fdw._mat_snapshot() AS s) x)
 SELECT CASE WHEN $1::pg_snapshot IS NULL THEN 'R' ELSE 'S' END, NULL::bigint, snap.s::text, %6$s
   FROM snap
 UNION ALL
