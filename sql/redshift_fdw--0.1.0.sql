@@ -1046,7 +1046,7 @@ RETURNS text LANGUAGE sql STABLE AS $$
 SELECT redshift_fdw._redshift_base_type(b.base, b.base_typmod) FROM redshift_fdw._base_type(typ, typmod) b
 $$;
 
-
+-- The mapping itself, of a type that is not a domain.
 CREATE FUNCTION redshift_fdw._redshift_base_type(typ oid, typmod int)
 RETURNS text LANGUAGE sql IMMUTABLE AS $$
 SELECT CASE
@@ -1409,15 +1409,6 @@ BEGIN
   DELETE FROM redshift_fdw.runs r WHERE r.kind = 'materialization' AND r.binding = m.name;
 END $$;
 
--- The bindings whose tracked tables the command being run touched (in an
--- event trigger only: pg_event_trigger_ddl_commands() and
--- pg_event_trigger_table_rewrite_oid() refuse any other caller), read past
--- the catalog's row security: whoever alters a table must learn of the
--- bindings that track it, whoever owns them.  Those whose owner may not
--- read and trigger on the source (a catalog row its owner wrote by hand,
--- naming a table that is not theirs; or rights revoked since) are left
--- out, with a WARNING: the command goes on (no user can stop another's
--- ALTER TABLE that way), their tracking does not follow it.
 -- Whether a binding's owner may read and trigger on its source; a WARNING
 -- when not (for _mat_bindings_altered and the like).
 CREATE FUNCTION redshift_fdw._mat_owner_may(m redshift_fdw.materialization)
@@ -1433,6 +1424,15 @@ BEGIN
   RETURN false;
 END $$;
 
+-- The bindings whose tracked tables the command being run touched (in an
+-- event trigger only: pg_event_trigger_ddl_commands() and
+-- pg_event_trigger_table_rewrite_oid() refuse any other caller), read past
+-- the catalog's row security: whoever alters a table must learn of the
+-- bindings that track it, whoever owns them.  Those whose owner may not
+-- read and trigger on the source (a catalog row its owner wrote by hand,
+-- naming a table that is not theirs; or rights revoked since) are left
+-- out, with a WARNING: the command goes on (no user can stop another's
+-- ALTER TABLE that way), their tracking does not follow it.
 CREATE FUNCTION redshift_fdw._mat_bindings_tracking(tables oid[])
 RETURNS SETOF redshift_fdw.materialization LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
@@ -1484,8 +1484,7 @@ GRANT EXECUTE ON FUNCTION redshift_fdw._mat_bindings_listed() TO PUBLIC;
 -- table.  That role must be a member of the owner, and the log must be
 -- the binding's own, as create_materialization made it
 -- (redshift_fdw_changes.changes_<id>, owned by the binding's owner),
--- whatever the catalog row (which its owner can write) says.  Returns the
--- role to go back to (_mat_guard_done).
+-- whatever the catalog row (which its owner can write) says.
 CREATE FUNCTION redshift_fdw._mat_guard_check(m redshift_fdw.materialization)
 RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -1507,6 +1506,8 @@ BEGIN
   END IF;
 END $$;
 
+-- The checks above, then the binding's owner as the current role, until
+-- the transaction ends or _mat_guard_done; returns the role to go back to.
 -- (No SET clause: one would undo the role change as the function returns.)
 CREATE FUNCTION redshift_fdw._mat_guard_as_owner(m redshift_fdw.materialization)
 RETURNS text LANGUAGE plpgsql AS $$
