@@ -100,6 +100,19 @@ SELECT count(*) FROM redshift_fdw.materializations;
 SELECT redshift_fdw.sync('items');
 RESET ROLE;
 
+-- the trim after an apply: the logged changes its snapshot saw go, one
+-- committed after it stays (a DELETE); once the snapshot sees every
+-- change, the log is truncated
+SELECT pg_current_snapshot() AS applied_snap \gset
+SELECT pg_relation_filenode(:'items_log') AS log_file \gset
+INSERT INTO items VALUES (7, 'seven', 7);
+SELECT redshift_fdw._mat_applied('items', :'applied_snap', 0, now(), 0, true);
+SELECT _rsfdw_op AS op, id, pg_relation_filenode(:'items_log') = :log_file AS same_file
+  FROM :items_log ORDER BY _rsfdw_seq;
+SELECT redshift_fdw._mat_applied('items', pg_current_snapshot(), 0, now(), 0, true);
+SELECT count(*) AS changes_left, pg_relation_filenode(:'items_log') <> :log_file AS truncated
+  FROM :items_log;
+
 -- drop removes triggers, log and trigger function
 SELECT redshift_fdw.drop_materialization('items2');
 SELECT to_regclass(:'items2_log') AS log_left;

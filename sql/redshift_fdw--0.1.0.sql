@@ -1936,8 +1936,10 @@ BEGIN
       -- no wait: a writer of the source holds it until it commits
       EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE NOWAIT', m.change_log);
       -- with the lock no change is in flight: every row is committed (or
-      -- aborted, and never to be read)
-      EXECUTE format('SELECT NOT EXISTS (SELECT 1 FROM %s WHERE NOT pg_visible_in_snapshot(_rsfdw_xid, $1))',
+      -- aborted, and never to be read); an xid below the snapshot's xmin
+      -- is seen by it, so most rows are passed over by that comparison
+      EXECUTE format('SELECT NOT EXISTS (SELECT 1 FROM %s WHERE _rsfdw_xid >= pg_snapshot_xmin($1) '
+                     'AND NOT pg_visible_in_snapshot(_rsfdw_xid, $1))',
                      m.change_log) INTO whole USING snap;
     EXCEPTION WHEN lock_not_available THEN
       whole := false;
@@ -1946,7 +1948,8 @@ BEGIN
   IF whole THEN
     EXECUTE format('TRUNCATE %s', m.change_log);
   ELSE
-    EXECUTE format('DELETE FROM %s WHERE pg_visible_in_snapshot(_rsfdw_xid, $1)', m.change_log) USING snap;
+    EXECUTE format('DELETE FROM %s WHERE _rsfdw_xid < pg_snapshot_xmin($1) '
+                   'OR pg_visible_in_snapshot(_rsfdw_xid, $1)', m.change_log) USING snap;
   END IF;
   UPDATE redshift_fdw.materialization x
      SET applied_snapshot = snap, applied_changes = changes,
