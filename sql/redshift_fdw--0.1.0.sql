@@ -1175,6 +1175,9 @@ BEGIN
   -- it needs its size and rough counts, which a sample of 3000 rows gives
   -- in a quarter of the time of the default 30000.
   IF NOT m.delta_updates THEN
+    -- Whether a TRUNCATE is pending decides an apply's first row (a
+    -- reload or not): this index answers it without reading the log.
+    EXECUTE format('CREATE INDEX ON %s (_rsfdw_xid) WHERE _rsfdw_op = %L', log_name, 'T');
     EXECUTE (SELECT format('ALTER TABLE %s %s', log_name,
                            string_agg(format('ALTER COLUMN %I SET STATISTICS 10', a.attname), ', '))
                FROM pg_attribute a
@@ -1751,23 +1754,42 @@ DECLARE
   -- log's copy of a text key may not have the source's), so that the
   -- lowest pending value bounds the source's rows of pending keys.
   low_key text;
+  -- $2, the highest value of that column the target holds (its text as
+  -- Redshift gives it, read before the apply; NULL when unknown), in the
+  -- column's type, when that orders on Redshift as here (integers, numeric,
+  -- dates and timestamps): it bounds the keys the target may have.  An
+  -- integer through numeric (a target column of scale 2 says 12.00).
+  high_value text;
+  -- A log row (l, or p in pending) of a key up to $2: its change is for
+  -- the branches that read the log; one above it goes with the rows above
+  -- $2, unless it is a delete.
+  below_l text;
+  below_p text;
   -- Whether n changed keys from low to high are every key in that range:
   -- the key is one integer column, unique in the source.
   low_is_integer bool;
 BEGIN
   SELECT a.attname,
+         CASE WHEN a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)
+              THEN format('floor($2::text::numeric)::%s', format_type(a.atttypid, NULL))
+              WHEN a.atttypid <> 'uuid'::regtype
+              THEN format('$2::text::%s', format_type(a.atttypid, NULL)) END,
          a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)
            AND cardinality(m.key_columns) = 1
            AND EXISTS (SELECT 1 FROM pg_index i
                         WHERE i.indrelid = m.source AND i.indisunique AND i.indisvalid
                           AND i.indpred IS NULL AND i.indexprs IS NULL
                           AND i.indnkeyatts = 1 AND i.indkey[0] = a.attnum)
-    INTO low_key, low_is_integer
+    INTO low_key, high_value, low_is_integer
     FROM pg_attribute a
    WHERE a.attrelid = m.source AND a.attname = m.key_columns[1]
      AND a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype,
                         'numeric'::regtype, 'uuid'::regtype, 'date'::regtype,
                         'timestamp'::regtype, 'timestamptz'::regtype);
+  below_l := CASE WHEN high_value IS NULL THEN 'true'
+                  ELSE format('($2::text IS NULL OR NOT (l.%I > %s))', low_key, high_value) END;
+  below_p := CASE WHEN high_value IS NULL THEN 'true'
+                  ELSE format('($2::text IS NULL OR NOT (p.%I > %s))', low_key, high_value) END;
   -- A delta image (jsonb) column as the loader reads it: the value's text
   -- straight from the image where that is the text the column's output
   -- gives (integers and numeric are stored as JSON numbers of that text,
@@ -1810,36 +1832,46 @@ BEGIN
     -- The source's rows of pending keys (a semi-join: no aggregate of the
     -- log, and an index probe per key when few changed), then the keys
     -- gone: a key that is gone has a pending 'D' (a delete, or an update
-    -- that moved its row to another key); TRUNCATE means a reload.  One
-    -- pass over the log first (seen) says whether there is a TRUNCATE, any
-    -- change but an insert, any delete, how many changes, and the lowest
-    -- and highest pending values of the first key column: the branches a
-    -- batch of inserts does not need are skipped, and source rows below
-    -- the lowest are passed over before the hash probe (or not read,
-    -- through the key's index, when new keys are the highest, as serial
-    -- keys are).  When every change is an insert and the source has
-    -- exactly as many rows from the lowest to the highest value (fast:
-    -- counted, or known when n integers fill that range), those rows are
-    -- the inserted ones (each inserted key is there, under this snapshot)
-    -- and no hash of the keys is needed at all.
+    -- that moved its row to another key); TRUNCATE means a reload (trunc:
+    -- through the log's index of its TRUNCATE rows, not a pass over it).
+    -- Keys above $2, the highest value of the first key column the target
+    -- holds, cannot be on Redshift: the source's rows above it go first,
+    -- as inserts, with no look at the log, so Redshift loads them while
+    -- the rest is worked out.  For that rest, the changes of keys up to $2
+    -- (all of them without $2), one pass over the log (seen) says whether
+    -- there is any change but an insert, any delete, how many changes, and
+    -- the lowest and highest pending values of the first key column: the
+    -- branches a batch of inserts does not need are skipped, and source
+    -- rows below the lowest are passed over before the hash probe (or not
+    -- read, through the key's index, when new keys are the highest).  When
+    -- every change is an insert and the source has exactly as many rows
+    -- from the lowest to the highest value (fast: counted, or known when n
+    -- integers fill that range), those rows are the inserted ones (each
+    -- inserted key is there, under this snapshot) and no hash of the keys
+    -- is needed at all.
     RETURN format($q$
 WITH snap AS MATERIALIZED (SELECT s, pg_snapshot_xmin(s) AS xmin
                              FROM (SELECT redshift_fdw._mat_snapshot() AS s) x),
+trunc AS MATERIALIZED (
+  SELECT $1::pg_snapshot IS NULL
+         OR EXISTS (SELECT 1 FROM %1$s l WHERE l._rsfdw_op = 'T' AND %2$s) AS reload),
 seen AS MATERIALIZED (
-  SELECT $1::pg_snapshot IS NULL OR ops & 1 <> 0 AS reload, ops & 6 <> 0 AS not_inserts,
-         ops & 2 <> 0 AS deletes, n, low, high
+  SELECT (SELECT reload FROM trunc) AS reload, ops & 6 <> 0 AS not_inserts,
+         deletes, n, low, high
     FROM (SELECT coalesce(bit_or(CASE l._rsfdw_op WHEN 'I' THEN 0 WHEN 'T' THEN 1
-                                                  WHEN 'D' THEN 2 ELSE 4 END), 0) AS ops,
-                 count(*) AS n, %10$s
+                                                  WHEN 'D' THEN 2 ELSE 4 END)
+                            FILTER (WHERE %14$s), 0) AS ops,
+                 coalesce(bool_or(l._rsfdw_op = 'D'), false) AS deletes,
+                 count(*) FILTER (WHERE %14$s) AS n, %10$s
             FROM %1$s l WHERE $1::pg_snapshot IS NOT NULL AND %2$s) a),
 fast AS MATERIALIZED (
   SELECT %12$s AS ok FROM seen),
 pending AS NOT MATERIALIZED (
-  SELECT l.* FROM %1$s l WHERE l._rsfdw_op <> 'T' AND %2$s AND NOT (SELECT reload FROM seen))
-SELECT CASE WHEN (SELECT reload FROM seen) THEN 'R' ELSE 'S' END, NULL::bigint, snap.s::text, %8$s
+  SELECT l.* FROM %1$s l WHERE l._rsfdw_op <> 'T' AND %2$s AND NOT (SELECT reload FROM trunc))
+SELECT CASE WHEN (SELECT reload FROM trunc) THEN 'R' ELSE 'S' END, NULL::bigint, snap.s::text, %8$s
   FROM snap
 UNION ALL
-SELECT 'U'::text, NULL::bigint, NULL::text, %4$s FROM %5$s s WHERE (SELECT reload FROM seen)
+SELECT 'U'::text, NULL::bigint, NULL::text, %4$s FROM %5$s s WHERE (SELECT reload FROM trunc)%15$s
 UNION ALL
 SELECT CASE WHEN %9$s THEN 'I' ELSE 'U' END, NULL::bigint, NULL::text, %4$s
   FROM %5$s s WHERE (SELECT ok FROM fast) AND %13$s
@@ -1847,7 +1879,8 @@ UNION ALL
 SELECT CASE WHEN %9$s AND NOT (SELECT not_inserts FROM seen) THEN 'I'
             WHEN %9$s AND NOT EXISTS (SELECT 1 FROM pending p WHERE %6$s AND p._rsfdw_op <> 'I')
             THEN 'I' ELSE 'U' END, NULL::bigint, NULL::text, %4$s
-  FROM %5$s s WHERE NOT (SELECT ok FROM fast) AND %11$s AND EXISTS (SELECT 1 FROM pending p WHERE %6$s)
+  FROM %5$s s WHERE NOT (SELECT ok FROM fast) AND %11$s
+   AND EXISTS (SELECT 1 FROM pending p WHERE %6$s AND %16$s)
 UNION ALL
 SELECT 'D', NULL::bigint, NULL::text, %7$s
   FROM (SELECT DISTINCT %3$s FROM pending p
@@ -1856,7 +1889,8 @@ SELECT 'D', NULL::bigint, NULL::text, %7$s
 $q$, m.change_log, pending, log_keys, src_cols, m.source, key_join, gone_cols, nulls,
      CASE WHEN redshift_fdw._mat_inserts_are_new(m) THEN 'true' ELSE 'false' END,
      CASE WHEN low_key IS NULL THEN 'NULL::text AS low, NULL::text AS high'
-          ELSE format('min(l.%1$I) AS low, max(l.%1$I) AS high', low_key) END,
+          ELSE format('min(l.%1$I) FILTER (WHERE %2$s) AS low, max(l.%1$I) FILTER (WHERE %2$s) AS high',
+                      low_key, below_l) END,
      CASE WHEN low_key IS NULL THEN 'true'
           ELSE format('s.%I >= (SELECT low FROM seen)', low_key) END,
      CASE WHEN low_key IS NULL THEN 'false'
@@ -1866,7 +1900,15 @@ $q$, m.change_log, pending, log_keys, src_cols, m.source, key_join, gone_cols, n
                       m.source, low_key) END,
      CASE WHEN low_key IS NULL THEN 'false'
           ELSE format('s.%I BETWEEN (SELECT low FROM seen) AND (SELECT high FROM seen)',
-                      low_key) END);
+                      low_key) END,
+     below_l,
+     CASE WHEN high_value IS NULL THEN ''
+          ELSE format(E'\nUNION ALL\n'
+                      'SELECT CASE WHEN %s THEN ''I'' ELSE ''U'' END, NULL::bigint, NULL::text, %s\n'
+                      '  FROM %s s WHERE NOT (SELECT reload FROM trunc) AND s.%I > %s',
+                      CASE WHEN redshift_fdw._mat_inserts_are_new(m) THEN 'true' ELSE 'false' END,
+                      src_cols, m.source, low_key, high_value) END,
+     below_p);
   END IF;
   RETURN format($q$
 WITH snap AS MATERIALIZED (SELECT s, pg_snapshot_xmin(s) AS xmin

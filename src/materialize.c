@@ -201,6 +201,9 @@ typedef struct Apply
 	int64 applied_changes;
 	char *recorded_snapshot; /* the last apply recorded here, or NULL */
 	bool checkpoint_behind;	 /* older than the last apply recorded here */
+	char *first_key;		 /* the first key column (its local name) */
+	bool high_key_asked;	 /* the target's highest first key is asked */
+	char *high_key;			 /* ... and is this (text), or NULL: unknown */
 
 	/* what this apply stages */
 	char *apply_prefix; /* <binding>/<checkpoint key>/<fence> */
@@ -556,11 +559,11 @@ load_binding(Apply *apply, const char *name)
 	local_exec(
 		"SELECT pg_advisory_xact_lock(lock_key) FROM redshift_fdw._mat($1)", 1,
 		types, values, NULL);
-	local_exec(
-		"SELECT server, source::text, delta_updates, soft_delete, "
-		"checkpoint_key, target_schema, target_table, "
-		"source::oid, applied_snapshot::text FROM redshift_fdw._mat($1)",
-		1, types, values, NULL);
+	local_exec("SELECT server, source::text, delta_updates, soft_delete, "
+			   "checkpoint_key, target_schema, target_table, "
+			   "source::oid, applied_snapshot::text, key_columns[1] "
+			   "FROM redshift_fdw._mat($1)",
+			   1, types, values, NULL);
 	apply->name = pstrdup(name);
 	apply->server = GetForeignServerByName(local_value(1), false);
 	apply->source = local_value(2);
@@ -575,6 +578,7 @@ load_binding(Apply *apply, const char *name)
 	source = DatumGetObjectId(
 		DirectFunctionCall1(oidin, CStringGetDatum(local_value(8))));
 	apply->recorded_snapshot = local_value(9);
+	apply->first_key = local_value(10);
 	/*
 	 * The source keeps the columns read below until the apply ends: a DROP
 	 * or ALTER COLUMN meanwhile would change the shape of the change rows.
@@ -1539,6 +1543,80 @@ changes_destroy(DestReceiver *self)
 }
 
 /*
+ * Ask Redshift for the highest value of the target's first key column,
+ * without waiting: keys above it cannot be in the target, so the changes
+ * query sends the source's rows above it as inserts first, before it looks
+ * at the log (see _mat_changes_query).  Only when the column orders there
+ * as here (integers, numeric, dates, timestamps) and the apply goes on
+ * from a checkpoint (a reload sends every row anyway).  The answer is
+ * collected by high_key_collect, before the changes query runs.
+ */
+static void
+high_key_ask(Apply *apply)
+{
+	ListCell *lc;
+
+	if (apply->delta || apply->applied_snapshot == NULL ||
+		apply->checkpoint_behind || apply->columns_added ||
+		apply->first_key == NULL)
+		return;
+	foreach (lc, apply->columns)
+	{
+		MatColumn *col = lfirst(lc);
+
+		if (col->extra || !col->is_key ||
+			strcmp(col->local_name, apply->first_key) != 0)
+			continue;
+		if (col->to_add ||
+			(col->family != FAM_INT && col->family != FAM_NUMERIC &&
+			 col->family != FAM_DATE && col->family != FAM_TIMESTAMP))
+			return;
+		redshift_send_query(apply->conn,
+							psprintf("SELECT max(%s) FROM %s",
+									 identifier(col->remote_name),
+									 apply->target),
+							"the target's highest key", 0, NULL);
+		apply->high_key_asked = true;
+		return;
+	}
+}
+
+/*
+ * The answer to high_key_ask: the highest key as text, or NULL (an empty
+ * target, or the question failed: then the apply reads every change from
+ * the log, as it would without it).
+ */
+static void
+high_key_collect(Apply *apply)
+{
+	RemoteFailure failure;
+	PGresult *res;
+
+	if (!apply->high_key_asked)
+		return;
+	apply->high_key_asked = false;
+	res = remote_collect(apply, "the target's highest key", &failure);
+	if (res == NULL)
+	{
+		ereport(DEBUG1,
+				(errmsg("materialization \"%s\": the target's highest key "
+						"is unknown: %s",
+						apply->name, failure.message)));
+		return;
+	}
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+		!PQgetisnull(res, 0, 0))
+	{
+		apply->high_key = pstrdup(PQgetvalue(res, 0, 0));
+		ereport(DEBUG1,
+				(errmsg("materialization \"%s\": the source's rows above "
+						"%s, the target's highest key, go first",
+						apply->name, apply->high_key)));
+	}
+	PQclear(res);
+}
+
+/*
  * Read the pending changes (one local statement: its snapshot is the
  * high-water mark) into staging files, and upload their manifests; with
  * load_while_staging, Redshift loads the files meanwhile.
@@ -1555,14 +1633,14 @@ stage_changes(Apply *apply)
 							   .apply = apply,
 							   .context = CurrentMemoryContext};
 	SPIExecuteOptions options = {0};
-	ParamListInfo params = makeParamList(1);
+	ParamListInfo params = makeParamList(2);
 	SPIPlanPtr plan;
 	int k;
 
 	local_exec("SELECT redshift_fdw._mat_changes_query(m) "
 			   "FROM redshift_fdw._mat($1) m",
 			   1, types, (Datum[]){CStringGetTextDatum(apply->name)}, NULL);
-	plan = SPI_prepare(local_value(1), 1, types);
+	plan = SPI_prepare(local_value(1), 2, (Oid[]){TEXTOID, TEXTOID});
 	if (plan == NULL)
 		elog(ERROR, "redshift_fdw: changes query failed to prepare: %s",
 			 SPI_result_code_string(SPI_result));
@@ -1584,6 +1662,12 @@ stage_changes(Apply *apply)
 		params->params[0].isnull
 			? (Datum) 0
 			: CStringGetTextDatum(apply->applied_snapshot);
+	high_key_collect(apply);
+	params->params[1].ptype = TEXTOID;
+	params->params[1].pflags = PARAM_FLAG_CONST;
+	params->params[1].isnull = apply->high_key == NULL;
+	params->params[1].value =
+		apply->high_key ? CStringGetTextDatum(apply->high_key) : (Datum) 0;
 	open_streams(apply);
 	apply->row_context =
 		AllocSetContextCreate(CurrentMemoryContext, "redshift_fdw change row",
@@ -2317,6 +2401,7 @@ apply_remote(Apply *apply)
 								   apply->checkpoint_key, apply->fence);
 	remove_leftovers(apply);
 	prepare_target(apply);
+	high_key_ask(apply);
 	pgstat_report_activity(
 		STATE_RUNNING, psprintf("materialization %s: staging changes for %s",
 								apply->name, apply->target_label));

@@ -297,6 +297,28 @@ is(backing_sql("SELECT string_agg(a || ',' || b || ':' || v, ' ' ORDER BY a, b) 
 	'1,1:old 2,1:old 2,2:new 3,1:new', 'pairs: each row once on Redshift');
 sql("SELECT redshift_fdw.drop_materialization('pairs')");
 
+# --- the rows above the target's highest key go first -------------------------
+# Keys above the highest one on Redshift cannot be there: the source's rows
+# above it are sent as inserts before the log is read; the changes of keys
+# up to it come from the log as before.  One batch of both: new keys above
+# (one of them updated after its insert, one deleted again, which counts
+# as a delete), and below an update, a delete and a new key in a gap.
+my $top = backing_sql("SELECT max(id) FROM $schema.bigsrc");
+sql(qq{INSERT INTO "BigSrc" SELECT $big_values FROM generate_series($top + 1, $top + 100) g});
+sql(qq{UPDATE "BigSrc" SET t = 'above, updated' WHERE id = $top + 50});
+sql(qq{DELETE FROM "BigSrc" WHERE id = $top + 100});
+sql(q{UPDATE "BigSrc" SET t = 'below, updated' WHERE id = (SELECT min(id) FROM "BigSrc")});
+sql(q{DELETE FROM "BigSrc" WHERE id = (SELECT max(id) FROM "BigSrc" WHERE id < 500000)});
+sql(qq{INSERT INTO "BigSrc" SELECT $big_values FROM generate_series(601500, 601500) g});
+my ($hret, $hout, $herr) = $node->psql('postgres',
+	"SET client_min_messages = debug1; SELECT redshift_fdw.sync('big')");
+is($hout, '103', 'changes above and below the highest key on Redshift: 103 keys');
+like($herr, qr/the source's rows above $top, the target's highest key, go first/,
+	'the rows above the highest key on Redshift go first');
+big_equal('after changes above and below the highest key on Redshift');
+is(backing_sql("SELECT t FROM $schema.bigsrc WHERE id = $top + 50"), 'above, updated',
+	'a key above it, updated after its insert, has its last row');
+
 # --- TRUNCATE and reinsert ---------------------------------------------------
 sql(qq{TRUNCATE "BigSrc"; INSERT INTO "BigSrc" SELECT $big_values FROM generate_series(7, 3006) g});
 sql(q{UPDATE "BigSrc" SET t = 'after truncate' WHERE id = 7});

@@ -145,13 +145,24 @@ like($msgs, qr/Load into table 'fresh' completed, 2000 record/, 'new keys are lo
 unlike($msgs, qr/rsfdw_upserts/, 'with no upsert');
 equal('fresh', 'fresh', 'new keys: Redshift equals the source');
 
+# Keys above the highest one on Redshift (3000) cannot be there: the
+# source's rows above it go straight into the table, before the log is
+# read.  Below it, a key new to Redshift (10, deleted before) is upserted
+# when an update moved a row to it, as is a key deleted and inserted again.
+sql(q{DELETE FROM fresh WHERE id = 10});
+sql("SELECT redshift_fdw.sync('fresh')");
 sql(q{DELETE FROM fresh WHERE id = 5; INSERT INTO fresh VALUES (5, 'reborn', 5, now());
       INSERT INTO fresh VALUES (4000, 'brand new', 4, now());
-      UPDATE fresh SET v = 'moved' , id = 4001 WHERE id = 6});
+      UPDATE fresh SET v = 'moved' , id = 4001 WHERE id = 6;
+      UPDATE fresh SET v = 'moved down', id = 10 WHERE id = 11});
 ($rows, $msgs) = sync_debug('fresh');
+like($msgs, qr/the source's rows above 3000, the target's highest key, go first/,
+	'the rows above the highest key on Redshift go first');
 like($msgs, qr/Load into table 'rsfdw_upserts' completed, 2 record/,
-	'a key deleted and inserted again, and a key an update moved a row to, are upserted');
-like($msgs, qr/Load into table 'fresh' completed, 1 record/, 'the brand new key is not');
+	'a key deleted and inserted again, and a key below the highest that an update moved a row to, are upserted');
+like($msgs, qr/Load into table 'fresh' completed, 2 record/,
+	'a brand new key and a key above the highest that an update moved a row to are not');
+like($msgs, qr/Load into table 'rsfdw_deletes' completed, 2 record/, 'the keys the rows left are deleted');
 equal('fresh', 'fresh', 'after delete and reinsert: Redshift equals the source');
 is(backing_sql("SELECT count(*) FROM $schema.fresh WHERE id = 5"), '1', 'the reborn key is there once');
 
@@ -167,6 +178,31 @@ sql(q{INSERT INTO soft VALUES (10, 'back', 10, now())});
 sql("SELECT redshift_fdw.sync('soft')");
 is(backing_sql("SELECT count(*) || ' ' || string_agg(v || ' ' || _rsfdw_deleted, ',') FROM $schema.soft WHERE id = 10"),
 	'1 back false', 'a soft-deleted key inserted again has one row, not marked');
+# the highest key on Redshift counts marked rows: 100, deleted here, stays
+# the highest there, and comes back below it; 101 and 102 go first
+sql(q{DELETE FROM soft WHERE id = 100});
+sql("SELECT redshift_fdw.sync('soft')");
+sql(q{INSERT INTO soft VALUES (101, 'above', 1, now()), (102, 'above', 2, now()), (100, 'back', 100, now())});
+($rows, $msgs) = sync_debug('soft');
+like($msgs, qr/the source's rows above 100, the target's highest key, go first/,
+	'soft deletes: the marked row is the highest key');
+is(backing_sql("SELECT string_agg(id || ' ' || v || ' ' || _rsfdw_deleted, ',' ORDER BY id) FROM $schema.soft WHERE id >= 100"),
+	'100 back false,101 above false,102 above false', 'soft deletes: each key once, none marked');
+
+# an existing target whose key column is NUMERIC with a scale: Redshift
+# gives its highest key as 20.00, which bounds integer keys all the same
+remote_sql(qq{CREATE TABLE $schema.numkey (id numeric(38,2), v varchar(256))});
+sql(q{CREATE TABLE numkey (id int PRIMARY KEY, v text);
+      INSERT INTO numkey SELECT g, 'v' || g FROM generate_series(1, 20) g;
+      SELECT name FROM redshift_fdw.create_materialization('numkey', 'numkey', 'rs')});
+sql("SELECT redshift_fdw.sync('numkey')");
+sql(q{INSERT INTO numkey SELECT g, 'v' || g FROM generate_series(21, 30) g; UPDATE numkey SET v = 'changed' WHERE id = 3});
+($rows, $msgs) = sync_debug('numkey');
+like($msgs, qr/the source's rows above 20\.00, the target's highest key, go first/,
+	'a NUMERIC key column on Redshift: its highest key bounds the new ones');
+is($rows, '11', 'a NUMERIC key column on Redshift: 10 new keys and an update');
+is(backing_sql("SELECT count(*) || ' ' || count(DISTINCT id) || ' ' || max(id) FROM $schema.numkey"),
+	'30 30 30.00', 'a NUMERIC key column on Redshift: each key once');
 
 # A deferred primary key: the new row of key 1 is inserted before the old
 # one is deleted (by another transaction that commits first).  Every
