@@ -5,7 +5,8 @@
  *	1. take the binding's lock; stop early when nothing is pending;
  *	2. on Redshift, bump the binding's fence in the checkpoint table and
  *	   read the snapshot it last applied (the authority on what is done);
- *	3. create the target table, or add the columns it lacks;
+ *	3. create the target table, or add the columns it lacks; ask for the
+ *	   highest value of its first key column (rows above it go first);
  *	4. read the changes committed after that snapshot (one local
  *	   statement, whose own snapshot is the high-water mark) into zstd (or
  *	   gzip) CSV staging files in S3, with manifests;
