@@ -1758,7 +1758,9 @@ DECLARE
   -- Redshift gives it, read before the apply; NULL when unknown), in the
   -- column's type, when that orders on Redshift as here (integers, numeric,
   -- dates and timestamps): it bounds the keys the target may have.  An
-  -- integer through numeric (a target column of scale 2 says 12.00).
+  -- integer through numeric (a target column of scale 2 says 12.00), held
+  -- to its type's range (Redshift's BIGINT may hold more, soft-deleted
+  -- rows too): a bound that low sends the keys above it through the log.
   high_value text;
   -- A log row (l, or p in pending) of a key up to $2: its change is for
   -- the branches that read the log; one above it goes with the rows above
@@ -1771,7 +1773,14 @@ DECLARE
 BEGIN
   SELECT a.attname,
          CASE WHEN a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)
-              THEN format('floor($2::text::numeric)::%s', format_type(a.atttypid, NULL))
+              THEN format('greatest(least(floor($2::text::numeric), %s), %s)::%s',
+                          CASE a.atttypid WHEN 'int2'::regtype THEN '32767'
+                                          WHEN 'int4'::regtype THEN '2147483647'
+                                          ELSE '9223372036854775807' END,
+                          CASE a.atttypid WHEN 'int2'::regtype THEN '-32768'
+                                          WHEN 'int4'::regtype THEN '-2147483648'
+                                          ELSE '-9223372036854775808' END,
+                          format_type(a.atttypid, NULL))
               WHEN a.atttypid <> 'uuid'::regtype
               THEN format('$2::text::%s', format_type(a.atttypid, NULL)) END,
          a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)

@@ -204,6 +204,20 @@ is($rows, '11', 'a NUMERIC key column on Redshift: 10 new keys and an update');
 is(backing_sql("SELECT count(*) || ' ' || count(DISTINCT id) || ' ' || max(id) FROM $schema.numkey"),
 	'30 30 30.00', 'a NUMERIC key column on Redshift: each key once');
 
+# an existing target whose BIGINT key holds a value an int key cannot: the
+# bound is held to int's range (soft deletes keep that row, marked)
+remote_sql(qq{CREATE TABLE $schema.bigkeys (id bigint, v varchar(256));
+              INSERT INTO $schema.bigkeys VALUES (3000000000, 'out of range')});
+sql(q{CREATE TABLE bigkeys (id int PRIMARY KEY, v text);
+      INSERT INTO bigkeys SELECT g, 'v' || g FROM generate_series(1, 5) g;
+      SELECT name FROM redshift_fdw.create_materialization('bigkeys', 'bigkeys', 'rs', soft_delete => true)});
+sql("SELECT redshift_fdw.sync('bigkeys')");
+sql(q{INSERT INTO bigkeys SELECT g, 'v' || g FROM generate_series(6, 10) g});
+($rows, $msgs) = sync_debug('bigkeys');
+is($rows, '5', 'a highest key out of the int key\'s range: the sync works');
+is(backing_sql("SELECT count(*) || ' ' || count(*) FILTER (WHERE _rsfdw_deleted) FROM $schema.bigkeys"),
+	'11 1', 'a highest key out of the int key\'s range: ten rows, and the marked one');
+
 # A deferred primary key: the new row of key 1 is inserted before the old
 # one is deleted (by another transaction that commits first).  Every
 # pending change of key 1 is not an insert, so it is upserted.
