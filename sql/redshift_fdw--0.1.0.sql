@@ -1880,7 +1880,10 @@ pending AS NOT MATERIALIZED (
 SELECT CASE WHEN (SELECT reload FROM trunc) THEN 'R' ELSE 'S' END, NULL::bigint, snap.s::text, %8$s
   FROM snap
 UNION ALL
-SELECT 'U'::text, NULL::bigint, NULL::text, %4$s FROM %5$s s WHERE (SELECT reload FROM trunc)%15$s
+SELECT 'U'::text, NULL::bigint, NULL::text, %4$s FROM %5$s s WHERE (SELECT reload FROM trunc)
+UNION ALL
+SELECT CASE WHEN %9$s THEN 'I' ELSE 'U' END, NULL::bigint, NULL::text, %4$s
+  FROM %5$s s WHERE NOT (SELECT reload FROM trunc) AND %15$s
 UNION ALL
 SELECT CASE WHEN %9$s THEN 'I' ELSE 'U' END, NULL::bigint, NULL::text, %4$s
   FROM %5$s s WHERE (SELECT ok FROM fast) AND %13$s
@@ -1911,12 +1914,8 @@ $q$, m.change_log, pending, log_keys, src_cols, m.source, key_join, gone_cols, n
           ELSE format('s.%I BETWEEN (SELECT low FROM seen) AND (SELECT high FROM seen)',
                       low_key) END,
      below_l,
-     CASE WHEN high_value IS NULL THEN ''
-          ELSE format(E'\nUNION ALL\n'
-                      'SELECT CASE WHEN %s THEN ''I'' ELSE ''U'' END, NULL::bigint, NULL::text, %s\n'
-                      '  FROM %s s WHERE NOT (SELECT reload FROM trunc) AND s.%I > %s',
-                      CASE WHEN redshift_fdw._mat_inserts_are_new(m) THEN 'true' ELSE 'false' END,
-                      src_cols, m.source, low_key, high_value) END,
+     CASE WHEN high_value IS NULL THEN 'false'
+          ELSE format('s.%I > %s', low_key, high_value) END,
      below_p);
   END IF;
   RETURN format($q$
