@@ -1714,6 +1714,7 @@ LANGUAGE C STRICT STABLE PARALLEL SAFE;
 
 -- The changes of an apply, as a query for materialize.c (parameter $1:
 -- the snapshot the checkpoint recorded, NULL before the first apply).
+-- $2: the target's highest key, see below.
 -- Rows are (op, seq, meta, the columns' values...).  One statement, so that
 -- the snapshot, the log and the source agree; its first row carries that
 -- snapshot (the high-water mark) in meta, with op 'S', or 'R' when the
@@ -1722,7 +1723,8 @@ LANGUAGE C STRICT STABLE PARALLEL SAFE;
 --   standard: 'I' rows (a key every pending change of which is an insert:
 --             absent from Redshift, so it needs no upsert), 'U' rows (a
 --             changed key's current row; every row on a reload), 'D' rows
---             (keys gone; key columns only)
+--             (keys gone; key columns only), and one 'F' row (no values)
+--             where the rows above the target's highest key ($2) end
 --   delta:    the logged changes in seq order ('I', 'U', 'D', 'T'), or
 --             every row as 'I' on the first apply; seq is NULL: the loader
 --             numbers the rows on from the checkpoint's count.  The log is
@@ -1846,7 +1848,9 @@ BEGIN
     -- Keys above $2, the highest value of the first key column the target
     -- holds, cannot be on Redshift: the source's rows above it go first,
     -- as inserts, with no look at the log, so Redshift loads them while
-    -- the rest is worked out.  For that rest, the changes of keys up to $2
+    -- the rest is worked out (an 'F' row after them tells the loader to
+    -- hand Redshift what is staged: the pass over the log gives no row
+    -- for a while).  For that rest, the changes of keys up to $2
     -- (all of them without $2), one pass over the log (seen) says whether
     -- there is any change but an insert, any delete, how many changes, and
     -- the lowest and highest pending values of the first key column: the
@@ -1885,6 +1889,9 @@ UNION ALL
 SELECT CASE WHEN %9$s THEN 'I' ELSE 'U' END, NULL::bigint, NULL::text, %4$s
   FROM %5$s s WHERE NOT (SELECT reload FROM trunc) AND %15$s
 UNION ALL
+SELECT 'F'::text, NULL::bigint, NULL::text, %8$s
+  FROM snap WHERE NOT (SELECT reload FROM trunc) AND $2::text IS NOT NULL AND %17$s
+UNION ALL
 SELECT CASE WHEN %9$s THEN 'I' ELSE 'U' END, NULL::bigint, NULL::text, %4$s
   FROM %5$s s WHERE (SELECT ok FROM fast) AND %13$s
 UNION ALL
@@ -1916,7 +1923,8 @@ $q$, m.change_log, pending, log_keys, src_cols, m.source, key_join, gone_cols, n
      below_l,
      CASE WHEN high_value IS NULL THEN 'false'
           ELSE format('s.%I > %s', low_key, high_value) END,
-     below_p);
+     below_p,
+     CASE WHEN high_value IS NULL THEN 'false' ELSE 'true' END);
   END IF;
   RETURN format($q$
 WITH snap AS MATERIALIZED (SELECT s, pg_snapshot_xmin(s) AS xmin

@@ -1373,8 +1373,20 @@ stage_row(Apply *apply, char op)
 	stage_write_row(stream->writer);
 }
 
+/*
+ * How pipeline_poll treats the COPY in flight: return while it runs (NOW),
+ * or wait for it, then hand Redshift everything staged so far (FLUSH), or
+ * everything staged until every file is loaded (FINISH).
+ */
+typedef enum PollMode
+{
+	POLL_NOW,
+	POLL_FLUSH,
+	POLL_FINISH
+} PollMode;
+
 static void pipeline_begin(Apply *apply);
-static void pipeline_poll(Apply *apply, bool finish);
+static void pipeline_poll(Apply *apply, PollMode mode);
 
 /* The streams' staging writers, under <binding>/<fence>/. */
 static void
@@ -1490,7 +1502,10 @@ changes_startup(DestReceiver *self, int operation, TupleDesc desc)
 
 /*
  * One row of the changes query: the snapshot marker first, then changes;
- * every APPLY_POLL_ROWS rows, a look at the load running meanwhile.  In
+ * every APPLY_POLL_ROWS rows, a look at the load running meanwhile.  An
+ * 'F' row marks the end of the rows above the target's highest key: the
+ * pass over the log follows, which gives no row (and so no look at the
+ * load) for a while, so Redshift gets everything staged before it.  In
  * the apply's memory context, not the executor's: what the marker and the
  * load set up (the COPY in flight) outlives the query.
  */
@@ -1520,12 +1535,14 @@ changes_receive(TupleTableSlot *slot, DestReceiver *self)
 		if (load_while_staging)
 			pipeline_begin(apply);
 	}
+	else if (op == 'F')
+		pipeline_poll(apply, POLL_FLUSH);
 	else
 		stage_row(apply, op);
 	if (++receiver->rows % APPLY_POLL_ROWS == 0)
 	{
 		CHECK_FOR_INTERRUPTS();
-		pipeline_poll(apply, false);
+		pipeline_poll(apply, POLL_NOW);
 	}
 	MemoryContextSwitchTo(old);
 	return true;
@@ -1707,7 +1724,7 @@ stage_changes(Apply *apply)
 	for (k = 0; k < NUM_STREAMS; k++)
 		apply->streams[k].manifest =
 			stage_writer_finish(apply->streams[k].writer);
-	pipeline_poll(apply, true);
+	pipeline_poll(apply, POLL_FINISH);
 	apply->rows = 0;
 	apply->bytes = 0;
 	for (k = 0; k < NUM_STREAMS; k++)
@@ -2120,11 +2137,12 @@ upload_while_busy(Apply *apply)
 /*
  * Keep Redshift loading while staging goes on: once the COPY sent last is
  * done, COPY the files staged since then (uploading the file being
- * written early when nothing else waits).  With finish (staging is done),
- * wait until every file is loaded.
+ * written early when nothing else waits).  POLL_FLUSH waits for the COPY
+ * in flight and sends one of everything staged, whatever its size;
+ * POLL_FINISH (staging is done) waits until every file is loaded.
  */
 static void
-pipeline_poll(Apply *apply, bool finish)
+pipeline_poll(Apply *apply, PollMode mode)
 {
 	while (apply->pipelined)
 	{
@@ -2137,7 +2155,7 @@ pipeline_poll(Apply *apply, bool finish)
 		{
 			PGresult *res;
 
-			if (!finish &&
+			if (mode == POLL_NOW &&
 				!redshift_result_ready(apply->conn, apply->in_flight_display))
 			{
 				upload_while_busy(apply);
@@ -2152,11 +2170,14 @@ pipeline_poll(Apply *apply, bool finish)
 			}
 			PQclear(res);
 		}
+		if (mode == POLL_FLUSH)
+			for (k = 0; k < NUM_STREAMS; k++)
+				(void) stage_writer_rollover(apply->streams[k].writer, 0);
 		for (k = 0; k < NUM_STREAMS && next == NULL; k++)
 			if (apply->streams[k].loaded <
 				stage_writer_files(apply->streams[k].writer))
 				next = &apply->streams[k];
-		for (k = 0; k < NUM_STREAMS && next == NULL && !finish; k++)
+		for (k = 0; k < NUM_STREAMS && next == NULL && mode == POLL_NOW; k++)
 			if (stage_writer_rollover(apply->streams[k].writer,
 									  PIPELINE_MIN_FILE_BYTES))
 				next = &apply->streams[k];
@@ -2184,7 +2205,7 @@ pipeline_poll(Apply *apply, bool finish)
 							apply->in_flight_display, 0, NULL);
 		apply->in_flight = true;
 		apply->pipelined_copies++;
-		if (!finish)
+		if (mode != POLL_FINISH)
 			return;
 	}
 }
