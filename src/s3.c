@@ -707,14 +707,16 @@ report_failure(S3Request *req)
 			sqlstate = req->status >= 500 ? ERRCODE_CONNECTION_FAILURE
 										  : ERRCODE_EXTERNAL_ROUTINE_EXCEPTION;
 	}
-	ereport(ERROR,
-			(errcode(sqlstate),
-			 errmsg("S3 %s of \"%s\" failed: %s (HTTP %ld)", req->method,
-					where, code ? code : "no error code", req->status),
-			 message ? errdetail("%s", message) : 0,
-			 error_hint(code) ? errhint("%s", error_hint(code)) : 0,
-			 req->attempts > 1 ? errcontext("after %d attempts", req->attempts)
-							   : 0));
+	/* the attempts in the message: a caller may drop the error's context */
+	ereport(ERROR, (errcode(sqlstate),
+					errmsg("S3 %s of \"%s\" failed%s: %s (HTTP %ld)",
+						   req->method, where,
+						   req->attempts > 1
+							   ? psprintf(" after %d attempts", req->attempts)
+							   : "",
+						   code ? code : "no error code", req->status),
+					message ? errdetail("%s", message) : 0,
+					error_hint(code) ? errhint("%s", error_hint(code)) : 0));
 }
 
 /* Backoff before attempt n + 1: exponential, capped, with jitter. */
