@@ -113,6 +113,9 @@ SELECT redshift_fdw._mat_applied('items', pg_current_snapshot(), 0, now(), 0, tr
 SELECT count(*) AS changes_left, pg_relation_filenode(:'items_log') <> :log_file AS truncated
   FROM :items_log;
 
+-- Outside an apply, the changes query's look at the load does nothing.
+SELECT redshift_fdw._mat_load_poll();
+
 -- drop removes triggers, log and trigger function
 SELECT redshift_fdw.drop_materialization('items2');
 SELECT to_regclass(:'items2_log') AS log_left;

@@ -1712,6 +1712,12 @@ CREATE FUNCTION redshift_fdw._image_timestamptz(text) RETURNS timestamptz
 AS 'MODULE_PATHNAME', 'redshift_fdw_image_timestamptz'
 LANGUAGE C STRICT STABLE PARALLEL SAFE;
 
+-- For the changes query's pass over the log (see materialize.c): true,
+-- and now and then a look at the load running meanwhile.
+CREATE FUNCTION redshift_fdw._mat_load_poll() RETURNS bool
+AS 'MODULE_PATHNAME', 'redshift_fdw_mat_load_poll'
+LANGUAGE C VOLATILE;
+
 -- The changes of an apply, as a query for materialize.c (parameter $1:
 -- the snapshot the checkpoint recorded, NULL before the first apply).
 -- $2: the target's highest key, see below.
@@ -1719,7 +1725,8 @@ LANGUAGE C STRICT STABLE PARALLEL SAFE;
 -- the snapshot, the log and the source agree; its first row carries that
 -- snapshot (the high-water mark) in meta, with op 'S', or 'R' when the
 -- target is to be reloaded (first apply, or a TRUNCATE in the batch), so
--- the loader knows before any row whether the target is replaced.
+-- the loader knows before any row whether the target is replaced (and,
+-- standard updates, $2 in the first key's column, as read).
 --   standard: 'I' rows (a key every pending change of which is an insert:
 --             absent from Redshift, so it needs no upsert), 'U' rows (a
 --             changed key's current row; every row on a reload), 'D' rows
@@ -1772,6 +1779,7 @@ DECLARE
   -- Whether n changed keys from low to high are every key in that range:
   -- the key is one integer column, unique in the source.
   low_is_integer bool;
+  first_row text;
 BEGIN
   SELECT a.attname,
          CASE WHEN a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)
@@ -1797,6 +1805,12 @@ BEGIN
      AND a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype,
                         'numeric'::regtype, 'uuid'::regtype, 'date'::regtype,
                         'timestamp'::regtype, 'timestamptz'::regtype);
+  -- The first row's values: NULL, but $2 as the first key column's type
+  -- in its column (the bound materialize.c raises for the checkpoint).
+  SELECT string_agg(CASE WHEN c.local_name = low_key THEN coalesce(high_value, 'NULL') ELSE 'NULL' END,
+                    ', ' ORDER BY c.attnum)
+    INTO first_row
+    FROM redshift_fdw._mat_columns(m.source, m.key_columns) c;
   below_l := CASE WHEN high_value IS NULL THEN 'true'
                   ELSE format('($2::text IS NULL OR NOT (l.%I > %s))', low_key, high_value) END;
   below_p := CASE WHEN high_value IS NULL THEN 'true'
@@ -1848,19 +1862,20 @@ BEGIN
     -- Keys above $2, the highest value of the first key column the target
     -- holds, cannot be on Redshift: the source's rows above it go first,
     -- as inserts, with no look at the log, so Redshift loads them while
-    -- the rest is worked out (an 'F' row after them tells the loader to
-    -- hand Redshift what is staged: the pass over the log gives no row
-    -- for a while).  For that rest, the changes of keys up to $2
-    -- (all of them without $2), one pass over the log (seen) says whether
-    -- there is any change but an insert, any delete, how many changes, and
-    -- the lowest and highest pending values of the first key column: the
-    -- branches a batch of inserts does not need are skipped, and source
-    -- rows below the lowest are passed over before the hash probe (or not
-    -- read, through the key's index, when new keys are the highest).  When
-    -- every change is an insert and the source has exactly as many rows
-    -- from the lowest to the highest value (fast: counted, or known when n
-    -- integers fill that range), those rows are the inserted ones (each
-    -- inserted key is there, under this snapshot) and no hash of the keys
+    -- the rest is worked out (an 'F' row after them has the loader upload
+    -- what it staged).  For that rest, the changes of keys up to $2 (all
+    -- of them without $2), one pass over the log (seen, which gives the
+    -- loader no row for a while: it looks at the load through
+    -- _mat_load_poll meanwhile) says whether there is any change but an
+    -- insert, any delete, how many changes, and the lowest and highest
+    -- pending values of the first key column: the branches a batch of
+    -- inserts does not need are skipped, and source rows below the lowest
+    -- are passed over before the hash probe (or not read, through the
+    -- key's index, when new keys are the highest).  When every change is
+    -- an insert and the source has exactly as many rows from the lowest to
+    -- the highest value (fast: counted, or known when n integers fill that
+    -- range), those rows are the inserted ones (each inserted key is
+    -- there, under this snapshot) and no hash of the keys
     -- is needed at all.
     RETURN format($q$
 WITH snap AS MATERIALIZED (SELECT s, pg_snapshot_xmin(s) AS xmin
@@ -1876,12 +1891,13 @@ seen AS MATERIALIZED (
                             FILTER (WHERE %14$s), 0) AS ops,
                  coalesce(bool_or(l._rsfdw_op = 'D'), false) AS deletes,
                  count(*) FILTER (WHERE %14$s) AS n, %10$s
-            FROM %1$s l WHERE $1::pg_snapshot IS NOT NULL AND %2$s) a),
+            FROM %1$s l
+           WHERE $1::pg_snapshot IS NOT NULL AND %2$s AND redshift_fdw._mat_load_poll()) a),
 fast AS MATERIALIZED (
   SELECT %12$s AS ok FROM seen),
 pending AS NOT MATERIALIZED (
   SELECT l.* FROM %1$s l WHERE l._rsfdw_op <> 'T' AND %2$s AND NOT (SELECT reload FROM trunc))
-SELECT CASE WHEN (SELECT reload FROM trunc) THEN 'R' ELSE 'S' END, NULL::bigint, snap.s::text, %8$s
+SELECT CASE WHEN (SELECT reload FROM trunc) THEN 'R' ELSE 'S' END, NULL::bigint, snap.s::text, %18$s
   FROM snap
 UNION ALL
 SELECT 'U'::text, NULL::bigint, NULL::text, %4$s FROM %5$s s WHERE (SELECT reload FROM trunc)
@@ -1924,7 +1940,8 @@ $q$, m.change_log, pending, log_keys, src_cols, m.source, key_join, gone_cols, n
      CASE WHEN high_value IS NULL THEN 'false'
           ELSE format('s.%I > %s', low_key, high_value) END,
      below_p,
-     CASE WHEN high_value IS NULL THEN 'false' ELSE 'true' END);
+     CASE WHEN high_value IS NULL THEN 'false' ELSE 'true' END,
+     first_row);
   END IF;
   RETURN format($q$
 WITH snap AS MATERIALIZED (SELECT s, pg_snapshot_xmin(s) AS xmin

@@ -48,6 +48,7 @@
 #include "storage/latch.h"
 #include "storage/lmgr.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/date.h"
 #include "utils/float.h"
 #include "utils/guc.h"
@@ -55,6 +56,7 @@
 #include "utils/memutils.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
+#include "utils/typcache.h"
 
 #include "aws_credentials.h"
 #include "connection.h"
@@ -67,6 +69,7 @@
 #include "typemap.h"
 
 PG_FUNCTION_INFO_V1(redshift_fdw_apply);
+PG_FUNCTION_INFO_V1(redshift_fdw_mat_load_poll);
 
 /* Rows staged between two looks at the load running meanwhile. */
 #define APPLY_POLL_ROWS 1000
@@ -200,11 +203,13 @@ typedef struct Apply
 	int64 fence; /* ours, once bumped */
 	char *applied_snapshot;
 	int64 applied_changes;
-	char *recorded_snapshot; /* the last apply recorded here, or NULL */
-	bool checkpoint_behind;	 /* older than the last apply recorded here */
-	char *first_key;		 /* the first key column (its local name) */
-	bool high_key_asked;	 /* the target's highest first key is asked */
-	char *high_key;			 /* ... and is this (text), or NULL: unknown */
+	char *recorded_snapshot;   /* the last apply recorded here, or NULL */
+	bool checkpoint_behind;	   /* older than the last apply recorded here */
+	char *first_key;		   /* the first key column (its local name) */
+	char *checkpoint_high_key; /* the highest key it records, or NULL */
+	bool high_key_asked;	   /* the target's highest first key is asked */
+	char *high_key;			   /* ... and is this (text), or NULL: unknown */
+	bool high_key_recorded;	   /* high_key is checkpoint_high_key */
 
 	/* what this apply stages */
 	char *apply_prefix; /* <binding>/<checkpoint key>/<fence> */
@@ -212,6 +217,7 @@ typedef struct Apply
 	bool reload;		/* replace the whole target */
 	bool
 		columns_added; /* the target gained columns: existing rows lack them */
+	bool target_created; /* by this apply: it had no rows */
 	Stream streams[NUM_STREAMS];
 	Datum *values; /* one change row: the executor's, while it runs */
 	bool *nulls;
@@ -224,6 +230,22 @@ typedef struct Apply
 	MemoryContext row_context;		 /* a change row's texts */
 	int64 rows;
 	int64 bytes;
+
+	/*
+	 * The highest key the target holds after this apply, for its checkpoint
+	 * (see high_key_after): the changes query's column of the first key
+	 * (-1: not an ordered type), the bound it started from (the first row's
+	 * value) and the highest value of that column among the rows staged.
+	 */
+	int high_column;
+	FmgrInfo high_compare;
+	bool high_byval;
+	int16 high_typlen;
+	Oid high_output;
+	bool high_before_known;
+	Datum high_before;
+	bool high_staged_known;
+	Datum high_staged;
 
 	/* the load transaction, when it runs while staging */
 	bool pipelined;			 /* open, and loading files as they come */
@@ -766,31 +788,72 @@ remote_table_exists(Apply *apply, const char *schema, const char *table)
 }
 
 /*
- * The checkpoint table (in the target's schema), made when missing.  Not
- * in the server's schema: that option may change, and the binding's
- * checkpoint must stay where its target is.
+ * Whether the checkpoint table has a column of high keys: 0 no table, 1
+ * the table without it (made by an earlier version), 2 both.
+ */
+static int
+checkpoint_table_state(Apply *apply)
+{
+	PGresult *res = remote_must(
+		apply,
+		psprintf("SELECT count(*), count(CASE WHEN column_name = 'high_key' "
+				 "THEN 1 END) FROM svv_columns WHERE table_schema = %s AND "
+				 "table_name = %s",
+				 literal(apply->schema),
+				 literal(MATERIALIZE_CHECKPOINT_TABLE)),
+		NULL);
+	int state = strcmp(PQgetvalue(res, 0, 0), "0") == 0	  ? 0
+				: strcmp(PQgetvalue(res, 0, 1), "0") == 0 ? 1
+														  : 2;
+
+	PQclear(res);
+	return state;
+}
+
+/*
+ * The checkpoint table (in the target's schema), made when missing, with
+ * the column of high keys added when it lacks it.  Not in the server's
+ * schema: that option may change, and the binding's checkpoint must stay
+ * where its target is.
  */
 static void
 ensure_checkpoint_table(Apply *apply)
 {
 	char *schema = apply->schema;
+	int state;
 
 	ensure_schema(apply, schema);
 	apply->checkpoint =
 		psprintf("%s.%s", identifier(schema), MATERIALIZE_CHECKPOINT_TABLE);
-	if (!remote_table_exists(apply, schema, MATERIALIZE_CHECKPOINT_TABLE))
+	state = checkpoint_table_state(apply);
+	if (state == 0)
 		remote_command(apply, psprintf("CREATE TABLE IF NOT EXISTS "
 									   "%s " MATERIALIZE_CHECKPOINT_COLUMNS,
 									   apply->checkpoint));
+	else if (state == 1)
+	{
+		RemoteFailure failure;
+		PGresult *res = remote_try(
+			apply,
+			psprintf("ALTER TABLE %s ADD COLUMN high_key VARCHAR(256)",
+					 apply->checkpoint),
+			NULL, &failure);
+
+		/* another apply may have added it meanwhile */
+		if (res != NULL)
+			PQclear(res);
+		else if (checkpoint_table_state(apply) != 2)
+			raise_failure(apply, &failure);
+	}
 }
 
 /* The checkpoint's row of this binding, locked (the table is). */
 static bool
 read_checkpoint(Apply *apply, RemoteFailure *failure, bool *found,
-				int64 *fence, char **snapshot, int64 *changes)
+				int64 *fence, char **snapshot, int64 *changes, char **high_key)
 {
-	char *sql = psprintf("SELECT fence, applied_snapshot, applied_changes "
-						 "FROM %s WHERE binding = %s",
+	char *sql = psprintf("SELECT fence, applied_snapshot, applied_changes, "
+						 "high_key FROM %s WHERE binding = %s",
 						 apply->checkpoint, literal(apply->checkpoint_key));
 	PGresult *res = remote_try(apply, sql, sql, failure);
 
@@ -803,6 +866,8 @@ read_checkpoint(Apply *apply, RemoteFailure *failure, bool *found,
 		*snapshot =
 			PQgetisnull(res, 0, 1) ? NULL : pstrdup(PQgetvalue(res, 0, 1));
 		*changes = pg_strtoint64(PQgetvalue(res, 0, 2));
+		*high_key =
+			PQgetisnull(res, 0, 3) ? NULL : pstrdup(PQgetvalue(res, 0, 3));
 	}
 	PQclear(res);
 	return true;
@@ -833,18 +898,20 @@ fence_transaction(Apply *apply, RemoteFailure *failure)
 	int64 fence = 0;
 	char *snapshot = NULL;
 	int64 changes = 0;
+	char *high_key = NULL;
 	char *now = DatumGetCString(DirectFunctionCall1(
 		timestamptz_out, TimestampTzGetDatum(GetCurrentTimestamp())));
 
 	if (!step(apply, "BEGIN", NULL, failure) ||
 		!step(apply, psprintf("LOCK %s", apply->checkpoint), NULL, failure) ||
-		!read_checkpoint(apply, failure, &found, &fence, &snapshot, &changes))
+		!read_checkpoint(apply, failure, &found, &fence, &snapshot, &changes,
+						 &high_key))
 		return false;
 	if (!found)
 	{
 		if (!step(apply,
 				  psprintf("INSERT INTO %s VALUES (%s, %s, %s, 1, NULL, 0, "
-						   "%s::timestamptz::timestamp)",
+						   "%s::timestamptz::timestamp, NULL)",
 						   apply->checkpoint, literal(apply->checkpoint_key),
 						   literal(apply->name), literal(apply->target_label),
 						   literal(now)),
@@ -868,6 +935,7 @@ fence_transaction(Apply *apply, RemoteFailure *failure)
 	apply->fence = fence;
 	apply->applied_snapshot = snapshot;
 	apply->applied_changes = changes;
+	apply->checkpoint_high_key = high_key;
 	return true;
 }
 
@@ -1090,6 +1158,7 @@ prepare_target(Apply *apply)
 		}
 		appendStringInfoChar(&sql, ')');
 		remote_command(apply, sql.data);
+		apply->target_created = true;
 	}
 	else
 		PQclear(res);
@@ -1374,9 +1443,9 @@ stage_row(Apply *apply, char op)
 }
 
 /*
- * How pipeline_poll treats the COPY in flight: return while it runs (NOW),
- * or wait for it, then hand Redshift everything staged so far (FLUSH), or
- * everything staged until every file is loaded (FINISH).
+ * What pipeline_poll does: COPY what is staged when Redshift is idle (NOW);
+ * the same, with everything staged uploaded first, whatever its size
+ * (FLUSH); wait until everything staged is loaded (FINISH).
  */
 typedef enum PollMode
 {
@@ -1387,6 +1456,10 @@ typedef enum PollMode
 
 static void pipeline_begin(Apply *apply);
 static void pipeline_poll(Apply *apply, PollMode mode);
+static void high_key_track(Apply *apply, TupleDesc desc,
+						   MemoryContext context);
+static void high_key_note_before(Apply *apply);
+static void high_key_note_staged(Apply *apply);
 
 /* The streams' staging writers, under <binding>/<fence>/. */
 static void
@@ -1498,14 +1571,16 @@ changes_startup(DestReceiver *self, int operation, TupleDesc desc)
 			fmgr_info_cxt(output, &apply->output[i], receiver->context);
 		}
 	}
+	high_key_track(apply, desc, receiver->context);
 }
 
 /*
  * One row of the changes query: the snapshot marker first, then changes;
  * every APPLY_POLL_ROWS rows, a look at the load running meanwhile.  An
  * 'F' row marks the end of the rows above the target's highest key: the
- * pass over the log follows, which gives no row (and so no look at the
- * load) for a while, so Redshift gets everything staged before it.  In
+ * pass over the log follows, which gives no row for a while (it looks at
+ * the load through _mat_load_poll), so everything staged is uploaded for
+ * Redshift before it.  In
  * the apply's memory context, not the executor's: what the marker and the
  * load set up (the COPY in flight) outlives the query.
  */
@@ -1531,6 +1606,7 @@ changes_receive(TupleTableSlot *slot, DestReceiver *self)
 		apply->snapshot = MemoryContextStrdup(TopTransactionContext,
 											  pnstrdup(snapshot, len));
 		apply->reload = op == 'R';
+		high_key_note_before(apply);
 		plan_streams(apply);
 		if (load_while_staging)
 			pipeline_begin(apply);
@@ -1538,7 +1614,11 @@ changes_receive(TupleTableSlot *slot, DestReceiver *self)
 	else if (op == 'F')
 		pipeline_poll(apply, POLL_FLUSH);
 	else
+	{
+		if (op != 'D')
+			high_key_note_staged(apply);
 		stage_row(apply, op);
+	}
 	if (++receiver->rows % APPLY_POLL_ROWS == 0)
 	{
 		CHECK_FOR_INTERRUPTS();
@@ -1561,23 +1641,18 @@ changes_destroy(DestReceiver *self)
 }
 
 /*
- * Ask Redshift for the highest value of the target's first key column,
- * without waiting: keys above it cannot be in the target, so the changes
- * query sends the source's rows above it as inserts first, before it looks
- * at the log (see _mat_changes_query).  Only when the column orders there
- * as here (integers, numeric, dates, timestamps) and the apply goes on
- * from a checkpoint (a reload sends every row anyway).  The answer is
- * collected by high_key_collect, before the changes query runs.
+ * The position in apply->columns of the first key column when its values
+ * bound the target's keys: standard updates, and a column that orders on
+ * Redshift as here (integers, numeric, dates, timestamps) and is there
+ * already; else -1.
  */
-static void
-high_key_ask(Apply *apply)
+static int
+high_key_column(Apply *apply)
 {
 	ListCell *lc;
 
-	if (apply->delta || apply->applied_snapshot == NULL ||
-		apply->checkpoint_behind || apply->columns_added ||
-		apply->first_key == NULL)
-		return;
+	if (apply->delta || apply->first_key == NULL)
+		return -1;
 	foreach (lc, apply->columns)
 	{
 		MatColumn *col = lfirst(lc);
@@ -1588,15 +1663,43 @@ high_key_ask(Apply *apply)
 		if (col->to_add ||
 			(col->family != FAM_INT && col->family != FAM_NUMERIC &&
 			 col->family != FAM_DATE && col->family != FAM_TIMESTAMP))
-			return;
-		redshift_send_query(apply->conn,
-							psprintf("SELECT max(%s) FROM %s",
-									 identifier(col->remote_name),
-									 apply->target),
-							"the target's highest key", 0, NULL);
-		apply->high_key_asked = true;
+			return -1;
+		return foreach_current_index (lc);
+	}
+	return -1;
+}
+
+/*
+ * The highest value of the target's first key column, for the changes
+ * query: keys above it cannot be in the target, so the source's rows
+ * above it go first as inserts, before the log is looked at (see
+ * _mat_changes_query).  Only when the apply goes on from a checkpoint (a
+ * reload sends every row anyway).  The checkpoint records it (see
+ * high_key_after); when it does not (a checkpoint an earlier version
+ * wrote, a bound lost), Redshift is asked without waiting, and
+ * high_key_collect takes the answer before the changes query runs.
+ */
+static void
+high_key_ask(Apply *apply)
+{
+	int i = high_key_column(apply);
+	MatColumn *col;
+
+	if (i < 0 || apply->applied_snapshot == NULL || apply->checkpoint_behind ||
+		apply->columns_added)
+		return;
+	if (apply->checkpoint_high_key != NULL)
+	{
+		apply->high_key = apply->checkpoint_high_key;
+		apply->high_key_recorded = true;
 		return;
 	}
+	col = list_nth(apply->columns, i);
+	redshift_send_query(apply->conn,
+						psprintf("SELECT max(%s) FROM %s",
+								 identifier(col->remote_name), apply->target),
+						"the target's highest key", 0, NULL);
+	apply->high_key_asked = true;
 }
 
 /*
@@ -1610,6 +1713,12 @@ high_key_collect(Apply *apply)
 	RemoteFailure failure;
 	PGresult *res;
 
+	if (apply->high_key_recorded)
+		ereport(DEBUG1,
+				(errmsg("materialization \"%s\": the source's rows above "
+						"%s, the target's highest key, go first (from its "
+						"checkpoint)",
+						apply->name, apply->high_key)));
 	if (!apply->high_key_asked)
 		return;
 	apply->high_key_asked = false;
@@ -1632,6 +1741,136 @@ high_key_collect(Apply *apply)
 						apply->name, apply->high_key)));
 	}
 	PQclear(res);
+}
+
+/*
+ * Before the first row: the changes query's column of the first key,
+ * when high_key_column allows and its type is one the bound is kept for
+ * (the types _mat_changes_query reads $2 as), and how to compare and
+ * write its values.
+ */
+static void
+high_key_track(Apply *apply, TupleDesc desc, MemoryContext context)
+{
+	int i = high_key_column(apply);
+	Oid type;
+	TypeCacheEntry *entry;
+	bool varlena;
+
+	apply->high_column = -1;
+	if (i < 0)
+		return;
+	type = TupleDescAttr(desc, 3 + i)->atttypid;
+	if (type != INT2OID && type != INT4OID && type != INT8OID &&
+		type != NUMERICOID && type != DATEOID && type != TIMESTAMPOID &&
+		type != TIMESTAMPTZOID)
+		return;
+	entry = lookup_type_cache(type, TYPECACHE_CMP_PROC_FINFO);
+	if (!OidIsValid(entry->cmp_proc_finfo.fn_oid))
+		return;
+	fmgr_info_copy(&apply->high_compare, &entry->cmp_proc_finfo, context);
+	apply->high_byval = entry->typbyval;
+	apply->high_typlen = entry->typlen;
+	getTypeOutputInfo(type, &apply->high_output, &varlena);
+	apply->high_column = 3 + i;
+}
+
+/* a < b, b == a, a > b: < 0, 0, > 0 */
+static int
+high_key_compare(Apply *apply, Datum a, Datum b)
+{
+	return DatumGetInt32(
+		FunctionCall2Coll(&apply->high_compare, InvalidOid, a, b));
+}
+
+/* The first row's value of the first key: the bound the query used. */
+static void
+high_key_note_before(Apply *apply)
+{
+	int i = apply->high_column;
+
+	if (i < 0 || apply->nulls[i])
+		return;
+	apply->high_before =
+		datumCopy(apply->values[i], apply->high_byval, apply->high_typlen);
+	apply->high_before_known = true;
+}
+
+/* A row for the target: its first key may be the highest staged. */
+static void
+high_key_note_staged(Apply *apply)
+{
+	int i = apply->high_column;
+	Datum value;
+
+	if (i < 0 || apply->nulls[i])
+		return;
+	value = apply->values[i];
+	if (apply->high_staged_known &&
+		high_key_compare(apply, value, apply->high_staged) <= 0)
+		return;
+	if (apply->high_staged_known && !apply->high_byval)
+		pfree(DatumGetPointer(apply->high_staged));
+	apply->high_staged =
+		datumCopy(value, apply->high_byval, apply->high_typlen);
+	apply->high_staged_known = true;
+}
+
+/*
+ * The checkpoint's high key once this apply is loaded, as SQL: an upper
+ * bound of the target's first key column (NULL: unknown).  After a reload
+ * that replaced every row, or into a table this apply made, the highest
+ * key staged; else the higher of that and the bound the apply started
+ * from (rows are never removed from it by raising it: deletes and
+ * soft-deleted rows only leave it higher than needed).
+ */
+static char *
+high_key_after(Apply *apply)
+{
+	Datum high;
+
+	if (apply->high_column < 0)
+		return "NULL";
+	if ((apply->reload && !apply->soft_delete) || apply->target_created)
+	{
+		if (!apply->high_staged_known)
+			return "NULL";
+		high = apply->high_staged;
+	}
+	else if (!apply->high_before_known)
+		return "NULL";
+	else if (apply->high_staged_known &&
+			 high_key_compare(apply, apply->high_staged, apply->high_before) >
+				 0)
+		high = apply->high_staged;
+	else
+		high = apply->high_before;
+	return literal(OidOutputFunctionCall(apply->high_output, high));
+}
+
+/* The apply whose changes query runs, for _mat_load_poll; NULL outside. */
+static Apply *polling_apply = NULL;
+static MemoryContext polling_context = NULL;
+static uint64 polling_calls = 0;
+
+/*
+ * redshift_fdw._mat_load_poll(): true.  The changes query calls it for
+ * each row of its pass over the change log, which gives the loader no row
+ * for a while: every APPLY_POLL_ROWS calls it looks at the load running
+ * meanwhile, as rows do, so that Redshift does not wait for the pass's
+ * end to get its next COPY.  Outside an apply it does nothing.
+ */
+Datum
+redshift_fdw_mat_load_poll(PG_FUNCTION_ARGS)
+{
+	if (polling_apply != NULL && ++polling_calls % APPLY_POLL_ROWS == 0)
+	{
+		MemoryContext old = MemoryContextSwitchTo(polling_context);
+
+		pipeline_poll(polling_apply, POLL_NOW);
+		MemoryContextSwitchTo(old);
+	}
+	PG_RETURN_BOOL(true);
 }
 
 /*
@@ -1699,6 +1938,8 @@ stage_changes(Apply *apply)
 	 * dropped (the error names the binding, column and key).  Internal
 	 * errors keep it.
 	 */
+	polling_apply = apply;
+	polling_context = receiver.context;
 	PG_TRY();
 	{
 		if (SPI_execute_plan_extended(plan, &options) < 0)
@@ -1708,6 +1949,7 @@ stage_changes(Apply *apply)
 	{
 		ErrorData *edata;
 
+		polling_apply = NULL;
 		MemoryContextSwitchTo(receiver.context);
 		edata = CopyErrorData();
 		FlushErrorState();
@@ -1716,6 +1958,7 @@ stage_changes(Apply *apply)
 		ReThrowError(edata);
 	}
 	PG_END_TRY();
+	polling_apply = NULL;
 	SPI_freeplan(plan);
 	apply->values = NULL;
 	apply->nulls = NULL;
@@ -1866,11 +2109,13 @@ begin_load(Apply *apply, RemoteFailure *failure)
 	int64 fence;
 	char *snapshot = NULL;
 	int64 changes;
+	char *high_key;
 	int k;
 
 	if (!step(apply, "BEGIN", NULL, failure) ||
 		!step(apply, psprintf("LOCK %s", apply->checkpoint), NULL, failure) ||
-		!read_checkpoint(apply, failure, &found, &fence, &snapshot, &changes))
+		!read_checkpoint(apply, failure, &found, &fence, &snapshot, &changes,
+						 &high_key))
 		return false;
 	if (!found || fence != apply->fence ||
 		(snapshot == NULL) != (apply->applied_snapshot == NULL) ||
@@ -1974,10 +2219,10 @@ finish_load(Apply *apply, RemoteFailure *failure)
 	}
 	sql = psprintf(
 		"UPDATE %s SET applied_snapshot = %s, applied_changes = " INT64_FORMAT
-		", updated_at = %s::timestamptz::timestamp WHERE binding = "
-		"%s AND fence = " INT64_FORMAT,
+		", updated_at = %s::timestamptz::timestamp, high_key = %s WHERE "
+		"binding = %s AND fence = " INT64_FORMAT,
 		apply->checkpoint, literal(apply->snapshot), new_changes, literal(now),
-		literal(apply->checkpoint_key), apply->fence);
+		high_key_after(apply), literal(apply->checkpoint_key), apply->fence);
 	res = remote_try(apply, sql, sql, failure);
 	if (res == NULL)
 		return false;
@@ -2137,9 +2382,9 @@ upload_while_busy(Apply *apply)
 /*
  * Keep Redshift loading while staging goes on: once the COPY sent last is
  * done, COPY the files staged since then (uploading the file being
- * written early when nothing else waits).  POLL_FLUSH waits for the COPY
- * in flight and sends one of everything staged, whatever its size;
- * POLL_FINISH (staging is done) waits until every file is loaded.
+ * written early when nothing else waits).  POLL_FLUSH uploads the files
+ * being written first, whatever their size; POLL_FINISH (staging is done)
+ * waits until every file is loaded.
  */
 static void
 pipeline_poll(Apply *apply, PollMode mode)
@@ -2155,9 +2400,13 @@ pipeline_poll(Apply *apply, PollMode mode)
 		{
 			PGresult *res;
 
-			if (mode == POLL_NOW &&
+			if (mode != POLL_FINISH &&
 				!redshift_result_ready(apply->conn, apply->in_flight_display))
 			{
+				if (mode == POLL_FLUSH)
+					for (k = 0; k < NUM_STREAMS; k++)
+						(void) stage_writer_rollover(apply->streams[k].writer,
+													 0);
 				upload_while_busy(apply);
 				return;
 			}

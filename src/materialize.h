@@ -20,12 +20,15 @@
 /*
  * Its columns: the binding's checkpoint key, name and target (for
  * people), the fence of the apply allowed to commit, the local snapshot
- * applied last, the changes appended so far (delta updates).
+ * applied last, the changes appended so far (delta updates), and the
+ * highest value of the first key column the target can hold (standard
+ * updates; its text, NULL when unknown).
  */
 #define MATERIALIZE_CHECKPOINT_COLUMNS                                        \
 	"(binding VARCHAR(64) NOT NULL, name VARCHAR(256), target VARCHAR(512), " \
 	"fence BIGINT NOT NULL, applied_snapshot VARCHAR(65535), "                \
-	"applied_changes BIGINT NOT NULL, updated_at TIMESTAMP)"
+	"applied_changes BIGINT NOT NULL, updated_at TIMESTAMP, "                 \
+	"high_key VARCHAR(256))"
 
 /* Attempts of a Redshift transaction that keeps failing with 1023. */
 #define MATERIALIZE_MAX_ATTEMPTS 8

@@ -156,8 +156,8 @@ sql(q{DELETE FROM fresh WHERE id = 5; INSERT INTO fresh VALUES (5, 'reborn', 5, 
       UPDATE fresh SET v = 'moved' , id = 4001 WHERE id = 6;
       UPDATE fresh SET v = 'moved down', id = 10 WHERE id = 11});
 ($rows, $msgs) = sync_debug('fresh');
-like($msgs, qr/the source's rows above 3000, the target's highest key, go first/,
-	'the rows above the highest key on Redshift go first');
+like($msgs, qr/the source's rows above 3000, the target's highest key, go first \(from its checkpoint\)/,
+	'the rows above the highest key on Redshift go first, the key from the checkpoint');
 like($msgs, qr/Load into table 'rsfdw_upserts' completed, 2 record/,
 	'a key deleted and inserted again, and a key below the highest that an update moved a row to, are upserted');
 like($msgs, qr/Load into table 'fresh' completed, 2 record/,
@@ -165,6 +165,41 @@ like($msgs, qr/Load into table 'fresh' completed, 2 record/,
 like($msgs, qr/Load into table 'rsfdw_deletes' completed, 2 record/, 'the keys the rows left are deleted');
 equal('fresh', 'fresh', 'after delete and reinsert: Redshift equals the source');
 is(backing_sql("SELECT count(*) FROM $schema.fresh WHERE id = 5"), '1', 'the reborn key is there once');
+sub high_key { backing_sql("SELECT coalesce(high_key, 'NULL') FROM $schema.redshift_fdw_checkpoints WHERE name = '$_[0]'") }
+is(high_key('fresh'), '4001', 'the checkpoint records the highest key the table can hold');
+
+# The recorded key only grows: after the highest keys are deleted it
+# stays, and a key below it that comes back goes through the log
+sql(q{DELETE FROM fresh WHERE id >= 4000});
+sql("SELECT redshift_fdw.sync('fresh')");
+is(high_key('fresh'), '4001', 'deletes leave the recorded highest key as it was');
+sql(q{INSERT INTO fresh VALUES (4000, 'back', 4, now()), (4002, 'above', 4, now())});
+($rows, $msgs) = sync_debug('fresh');
+like($msgs, qr/the source's rows above 4001, the target's highest key, go first/,
+	'a key deleted at the top: the recorded key stays the bound');
+is(high_key('fresh'), '4002', 'the recorded key grows with the rows loaded');
+equal('fresh', 'fresh', 'after the highest keys were deleted and came back: Redshift equals the source');
+
+# a reload replaces every row: the recorded key is the highest loaded
+sql(q{TRUNCATE fresh; INSERT INTO fresh SELECT g, 'again ' || g, g, now() FROM generate_series(1, 50) g});
+sql("SELECT redshift_fdw.sync('fresh')");
+is(high_key('fresh'), '50', 'after a reload the recorded key is the highest loaded');
+sql(q{INSERT INTO fresh SELECT g, 'more ' || g, g, now() FROM generate_series(51, 60) g});
+($rows, $msgs) = sync_debug('fresh');
+like($msgs, qr/the source's rows above 50, the target's highest key, go first/, 'and bounds the next apply');
+like($msgs, qr/Load into table 'fresh' completed, 10 record/, 'whose new keys go straight into the table');
+equal('fresh', 'fresh', 'after a reload and new keys: Redshift equals the source');
+
+# A checkpoint table an earlier version made has no high_key column: the
+# apply adds it, asks Redshift for the highest key, and records it
+backing_sql("ALTER TABLE $schema.redshift_fdw_checkpoints DROP COLUMN high_key");
+sql(q{INSERT INTO fresh VALUES (61, 'after the column', 61, now())});
+($rows, $msgs) = sync_debug('fresh');
+is($rows, '1', 'a checkpoint table without high_key: the sync works');
+like($msgs, qr/the source's rows above 60, the target's highest key, go first\n/,
+	'a checkpoint table without high_key: the apply asks Redshift');
+is(high_key('fresh'), '61', 'a checkpoint table without high_key: the column is back, with the key');
+equal('fresh', 'fresh', 'after the high_key column came back: Redshift equals the source');
 
 # a soft-deleted key that comes back must replace its marked row
 sql(qq{CREATE TABLE soft (id int PRIMARY KEY, v text, n numeric(20,3), ts timestamptz);
@@ -196,6 +231,9 @@ sql(q{CREATE TABLE numkey (id int PRIMARY KEY, v text);
       INSERT INTO numkey SELECT g, 'v' || g FROM generate_series(1, 20) g;
       SELECT name FROM redshift_fdw.create_materialization('numkey', 'numkey', 'rs')});
 sql("SELECT redshift_fdw.sync('numkey')");
+is(high_key('numkey'), '20', 'the first sync records the highest key it loaded');
+# without a recorded key (lost, or never written) the apply asks Redshift
+backing_sql("UPDATE $schema.redshift_fdw_checkpoints SET high_key = NULL WHERE name = 'numkey'");
 sql(q{INSERT INTO numkey SELECT g, 'v' || g FROM generate_series(21, 30) g; UPDATE numkey SET v = 'changed' WHERE id = 3});
 ($rows, $msgs) = sync_debug('numkey');
 like($msgs, qr/the source's rows above 20\.00, the target's highest key, go first/,
@@ -203,6 +241,7 @@ like($msgs, qr/the source's rows above 20\.00, the target's highest key, go firs
 is($rows, '11', 'a NUMERIC key column on Redshift: 10 new keys and an update');
 is(backing_sql("SELECT count(*) || ' ' || count(DISTINCT id) || ' ' || max(id) FROM $schema.numkey"),
 	'30 30 30.00', 'a NUMERIC key column on Redshift: each key once');
+is(high_key('numkey'), '30', 'the key Redshift gave, raised by the rows loaded, is recorded');
 
 # an existing target whose BIGINT key holds a value an int key cannot: the
 # bound is held to int's range (soft deletes keep that row, marked)
@@ -217,6 +256,10 @@ sql(q{INSERT INTO bigkeys SELECT g, 'v' || g FROM generate_series(6, 10) g});
 is($rows, '5', 'a highest key out of the int key\'s range: the sync works');
 is(backing_sql("SELECT count(*) || ' ' || count(*) FILTER (WHERE _rsfdw_deleted) FROM $schema.bigkeys"),
 	'11 1', 'a highest key out of the int key\'s range: ten rows, and the marked one');
+# the first sync marked the row it did not load and kept it: what the
+# table held before was unknown, so the second asked; the bound held to
+# int's range is recorded
+is(high_key('bigkeys'), '2147483647', 'a table that had rows of its own: the bound Redshift gave is recorded');
 
 # A deferred primary key: the new row of key 1 is inserted before the old
 # one is deleted (by another transaction that commits first).  Every
