@@ -728,12 +728,16 @@ def main():
     parser.add_argument("--slices", type=int, default=2)
     parser.add_argument("--ssl-cert")
     parser.add_argument("--ssl-key")
+    parser.add_argument("--csvscan", help="csvscan.c built as a shared "
+                        "library: the COPY fast path's check in C")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s "
                         "%(message)s")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     config = Config(args)
+    if args.csvscan:
+        s3load.use_csvscan(args.csvscan)
     serve(config, args.listen)
 
 
