@@ -193,8 +193,9 @@ typedef struct Apply
 	char *target_label; /* schema.table, for messages */
 	char *schema;
 	char *table;
-	char *checkpoint; /* "schema".redshift_fdw_checkpoints */
-	char *auth;		  /* COPY's authorization clause */
+	char *checkpoint;		   /* "schema".redshift_fdw_checkpoints */
+	bool checkpoint_high_keys; /* it has the columns of high keys */
+	char *auth;				   /* COPY's authorization clause */
 	char *region;
 	StageCompression compression;
 	const char *secrets[3];
@@ -788,73 +789,93 @@ remote_table_exists(Apply *apply, const char *schema, const char *table)
 }
 
 /*
- * Whether the checkpoint table has a column of high keys: 0 no table, 1
- * the table without it (made by an earlier version), 2 both.
+ * The columns of high keys (see high_key_after) the checkpoint table
+ * lacks, or -1 when there is no table.
  */
 static int
-checkpoint_table_state(Apply *apply)
+checkpoint_table_lacks(Apply *apply)
 {
 	PGresult *res = remote_must(
 		apply,
-		psprintf("SELECT count(*), count(CASE WHEN column_name = 'high_key' "
-				 "THEN 1 END) FROM svv_columns WHERE table_schema = %s AND "
-				 "table_name = %s",
+		psprintf("SELECT count(*), count(CASE WHEN column_name IN ("
+				 "'high_key', 'high_key_snapshot') THEN 1 END) FROM "
+				 "svv_columns WHERE table_schema = %s AND table_name = %s",
 				 literal(apply->schema),
 				 literal(MATERIALIZE_CHECKPOINT_TABLE)),
 		NULL);
-	int state = strcmp(PQgetvalue(res, 0, 0), "0") == 0	  ? 0
-				: strcmp(PQgetvalue(res, 0, 1), "0") == 0 ? 1
-														  : 2;
+	int lacks = strcmp(PQgetvalue(res, 0, 0), "0") == 0
+					? -1
+					: 2 - atoi(PQgetvalue(res, 0, 1));
 
 	PQclear(res);
-	return state;
+	return lacks;
 }
 
 /*
- * The checkpoint table (in the target's schema), made when missing, with
- * the column of high keys added when it lacks it.  Not in the server's
- * schema: that option may change, and the binding's checkpoint must stay
- * where its target is.
+ * The checkpoint table (in the target's schema), made when missing.  Not
+ * in the server's schema: that option may change, and the binding's
+ * checkpoint must stay where its target is.  A table an earlier version
+ * made gets the columns of high keys; when they cannot be added (the
+ * table is another user's), applies go on without them.
  */
 static void
 ensure_checkpoint_table(Apply *apply)
 {
 	char *schema = apply->schema;
-	int state;
+	int lacks;
 
 	ensure_schema(apply, schema);
 	apply->checkpoint =
 		psprintf("%s.%s", identifier(schema), MATERIALIZE_CHECKPOINT_TABLE);
-	state = checkpoint_table_state(apply);
-	if (state == 0)
+	lacks = checkpoint_table_lacks(apply);
+	apply->checkpoint_high_keys = true;
+	if (lacks < 0)
 		remote_command(apply, psprintf("CREATE TABLE IF NOT EXISTS "
 									   "%s " MATERIALIZE_CHECKPOINT_COLUMNS,
 									   apply->checkpoint));
-	else if (state == 1)
+	else if (lacks > 0)
 	{
-		RemoteFailure failure;
-		PGresult *res = remote_try(
-			apply,
-			psprintf("ALTER TABLE %s ADD COLUMN high_key VARCHAR(256)",
-					 apply->checkpoint),
-			NULL, &failure);
+		RemoteFailure failure = {.message = "added by another apply"};
+		const char *columns[2] = {"high_key VARCHAR(256)",
+								  "high_key_snapshot VARCHAR(65535)"};
+		int k;
 
-		/* another apply may have added it meanwhile */
-		if (res != NULL)
-			PQclear(res);
-		else if (checkpoint_table_state(apply) != 2)
-			raise_failure(apply, &failure);
+		/* one may be there; another apply may be adding them meanwhile */
+		for (k = 0; k < 2; k++)
+		{
+			char *sql = psprintf("ALTER TABLE %s ADD COLUMN %s",
+								 apply->checkpoint, columns[k]);
+			PGresult *res = remote_try(apply, sql, sql, &failure);
+
+			if (res != NULL)
+				PQclear(res);
+		}
+		if (checkpoint_table_lacks(apply) != 0)
+		{
+			apply->checkpoint_high_keys = false;
+			ereport(DEBUG1,
+					(errmsg("materialization \"%s\": %s has no column of "
+							"high keys, and they could not be added: %s",
+							apply->name, apply->checkpoint, failure.message)));
+		}
 	}
 }
 
-/* The checkpoint's row of this binding, locked (the table is). */
+/*
+ * The checkpoint's row of this binding, locked (the table is).  Its high
+ * key counts only when it was recorded with the snapshot the row holds:
+ * a version that does not keep it moves the snapshot and leaves the key.
+ */
 static bool
 read_checkpoint(Apply *apply, RemoteFailure *failure, bool *found,
 				int64 *fence, char **snapshot, int64 *changes, char **high_key)
 {
-	char *sql = psprintf("SELECT fence, applied_snapshot, applied_changes, "
-						 "high_key FROM %s WHERE binding = %s",
-						 apply->checkpoint, literal(apply->checkpoint_key));
+	char *sql =
+		psprintf("SELECT fence, applied_snapshot, applied_changes, "
+				 "%s FROM %s WHERE binding = %s",
+				 apply->checkpoint_high_keys ? "high_key, high_key_snapshot"
+											 : "NULL, NULL",
+				 apply->checkpoint, literal(apply->checkpoint_key));
 	PGresult *res = remote_try(apply, sql, sql, failure);
 
 	if (res == NULL)
@@ -866,8 +887,10 @@ read_checkpoint(Apply *apply, RemoteFailure *failure, bool *found,
 		*snapshot =
 			PQgetisnull(res, 0, 1) ? NULL : pstrdup(PQgetvalue(res, 0, 1));
 		*changes = pg_strtoint64(PQgetvalue(res, 0, 2));
-		*high_key =
-			PQgetisnull(res, 0, 3) ? NULL : pstrdup(PQgetvalue(res, 0, 3));
+		*high_key = NULL;
+		if (*snapshot && !PQgetisnull(res, 0, 3) && !PQgetisnull(res, 0, 4) &&
+			strcmp(PQgetvalue(res, 0, 4), *snapshot) == 0)
+			*high_key = pstrdup(PQgetvalue(res, 0, 3));
 	}
 	PQclear(res);
 	return true;
@@ -910,8 +933,10 @@ fence_transaction(Apply *apply, RemoteFailure *failure)
 	if (!found)
 	{
 		if (!step(apply,
-				  psprintf("INSERT INTO %s VALUES (%s, %s, %s, 1, NULL, 0, "
-						   "%s::timestamptz::timestamp, NULL)",
+				  psprintf("INSERT INTO %s (binding, name, target, fence, "
+						   "applied_snapshot, applied_changes, updated_at) "
+						   "VALUES (%s, %s, %s, 1, NULL, 0, "
+						   "%s::timestamptz::timestamp)",
 						   apply->checkpoint, literal(apply->checkpoint_key),
 						   literal(apply->name), literal(apply->target_label),
 						   literal(now)),
@@ -1822,7 +1847,10 @@ high_key_note_staged(Apply *apply)
  * that replaced every row, or into a table this apply made, the highest
  * key staged; else the higher of that and the bound the apply started
  * from (rows are never removed from it by raising it: deletes and
- * soft-deleted rows only leave it higher than needed).
+ * soft-deleted rows only leave it higher than needed).  An integer key's
+ * bound held to its type's range (see _mat_changes_query) may be below a
+ * key on Redshift, but bounds every key the source can hold, which is
+ * what the bound is for.
  */
 static char *
 high_key_after(Apply *apply)
@@ -2219,10 +2247,14 @@ finish_load(Apply *apply, RemoteFailure *failure)
 	}
 	sql = psprintf(
 		"UPDATE %s SET applied_snapshot = %s, applied_changes = " INT64_FORMAT
-		", updated_at = %s::timestamptz::timestamp, high_key = %s WHERE "
-		"binding = %s AND fence = " INT64_FORMAT,
+		", updated_at = %s::timestamptz::timestamp%s WHERE binding = %s AND "
+		"fence = " INT64_FORMAT,
 		apply->checkpoint, literal(apply->snapshot), new_changes, literal(now),
-		high_key_after(apply), literal(apply->checkpoint_key), apply->fence);
+		apply->checkpoint_high_keys
+			? psprintf(", high_key = %s, high_key_snapshot = %s",
+					   high_key_after(apply), literal(apply->snapshot))
+			: "",
+		literal(apply->checkpoint_key), apply->fence);
 	res = remote_try(apply, sql, sql, failure);
 	if (res == NULL)
 		return false;

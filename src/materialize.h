@@ -22,13 +22,13 @@
  * people), the fence of the apply allowed to commit, the local snapshot
  * applied last, the changes appended so far (delta updates), and the
  * highest value of the first key column the target can hold (standard
- * updates; its text, NULL when unknown).
+ * updates; its text, NULL when unknown) with the snapshot it goes with.
  */
 #define MATERIALIZE_CHECKPOINT_COLUMNS                                        \
 	"(binding VARCHAR(64) NOT NULL, name VARCHAR(256), target VARCHAR(512), " \
 	"fence BIGINT NOT NULL, applied_snapshot VARCHAR(65535), "                \
 	"applied_changes BIGINT NOT NULL, updated_at TIMESTAMP, "                 \
-	"high_key VARCHAR(256))"
+	"high_key VARCHAR(256), high_key_snapshot VARCHAR(65535))"
 
 /* Attempts of a Redshift transaction that keeps failing with 1023. */
 #define MATERIALIZE_MAX_ATTEMPTS 8

@@ -201,6 +201,38 @@ like($msgs, qr/the source's rows above 60, the target's highest key, go first\n/
 is(high_key('fresh'), '61', 'a checkpoint table without high_key: the column is back, with the key');
 equal('fresh', 'fresh', 'after the high_key column came back: Redshift equals the source');
 
+# A recorded key counts only with the snapshot it was recorded with: a
+# version that does not keep it moves the snapshot and leaves the key (as
+# low as 1 here: trusted, every row above it would go in again)
+backing_sql("UPDATE $schema.redshift_fdw_checkpoints SET high_key = '1', high_key_snapshot = '1:1:' WHERE name = 'fresh'");
+sql(q{INSERT INTO fresh VALUES (62, 'after a stale key', 62, now())});
+($rows, $msgs) = sync_debug('fresh');
+is($rows, '1', 'a key recorded with another snapshot: one new row');
+like($msgs, qr/the source's rows above 61, the target's highest key, go first\n/,
+	'a key recorded with another snapshot: the apply asks Redshift');
+is(backing_sql("SELECT count(*) - count(DISTINCT id) FROM $schema.fresh"), '0',
+	'a key recorded with another snapshot: no key twice');
+equal('fresh', 'fresh', 'after a stale recorded key: Redshift equals the source');
+
+# A checkpoint table of another user, without the columns of high keys:
+# they cannot be added, and applies go on without them
+backing_sql("ALTER TABLE $schema.redshift_fdw_checkpoints DROP COLUMN high_key;
+             ALTER TABLE $schema.redshift_fdw_checkpoints DROP COLUMN high_key_snapshot;
+             ALTER TABLE $schema.redshift_fdw_checkpoints OWNER TO CURRENT_USER;
+             GRANT SELECT, INSERT, UPDATE ON $schema.redshift_fdw_checkpoints TO $ENV{RS_USER}");
+sql(q{INSERT INTO fresh VALUES (63, 'not the owner', 63, now())});
+($rows, $msgs) = sync_debug('fresh');
+is($rows, '1', 'a checkpoint table of another user: the sync works');
+like($msgs, qr/redshift_fdw_checkpoints has no column of high keys, and they could not be added: .*owner/,
+	'a checkpoint table of another user: the columns could not be added');
+like($msgs, qr/the source's rows above 62, the target's highest key, go first\n/,
+	'a checkpoint table of another user: the apply asks Redshift');
+equal('fresh', 'fresh', 'with a checkpoint table of another user: Redshift equals the source');
+backing_sql("ALTER TABLE $schema.redshift_fdw_checkpoints OWNER TO $ENV{RS_USER}");
+sql(q{INSERT INTO fresh VALUES (64, 'owner again', 64, now())});
+is(sql("SELECT redshift_fdw.sync('fresh')"), '1', 'the owner again: the sync works');
+is(high_key('fresh'), '64', 'the owner again: the columns are back, with the key');
+
 # a soft-deleted key that comes back must replace its marked row
 sql(qq{CREATE TABLE soft (id int PRIMARY KEY, v text, n numeric(20,3), ts timestamptz);
        INSERT INTO soft SELECT $values FROM generate_series(1, 100) g;
