@@ -210,7 +210,6 @@ typedef struct Apply
 	char *checkpoint_high_key; /* the highest key it records, or NULL */
 	bool high_key_asked;	   /* the target's highest first key is asked */
 	char *high_key;			   /* ... and is this (text), or NULL: unknown */
-	bool high_key_recorded;	   /* high_key is checkpoint_high_key */
 
 	/* what this apply stages */
 	char *apply_prefix; /* <binding>/<checkpoint key>/<fence> */
@@ -1467,20 +1466,9 @@ stage_row(Apply *apply, char op)
 	stage_write_row(stream->writer);
 }
 
-/*
- * What pipeline_poll does: COPY what is staged when Redshift is idle (NOW);
- * the same, with everything staged uploaded first, whatever its size
- * (FLUSH); wait until everything staged is loaded (FINISH).
- */
-typedef enum PollMode
-{
-	POLL_NOW,
-	POLL_FLUSH,
-	POLL_FINISH
-} PollMode;
-
 static void pipeline_begin(Apply *apply);
-static void pipeline_poll(Apply *apply, PollMode mode);
+static void pipeline_poll(Apply *apply, bool finish);
+static void pipeline_flush(Apply *apply);
 static void high_key_track(Apply *apply, TupleDesc desc,
 						   MemoryContext context);
 static void high_key_note_before(Apply *apply);
@@ -1637,7 +1625,7 @@ changes_receive(TupleTableSlot *slot, DestReceiver *self)
 			pipeline_begin(apply);
 	}
 	else if (op == 'F')
-		pipeline_poll(apply, POLL_FLUSH);
+		pipeline_flush(apply);
 	else
 	{
 		if (op != 'D')
@@ -1647,7 +1635,7 @@ changes_receive(TupleTableSlot *slot, DestReceiver *self)
 	if (++receiver->rows % APPLY_POLL_ROWS == 0)
 	{
 		CHECK_FOR_INTERRUPTS();
-		pipeline_poll(apply, POLL_NOW);
+		pipeline_poll(apply, false);
 	}
 	MemoryContextSwitchTo(old);
 	return true;
@@ -1716,7 +1704,11 @@ high_key_ask(Apply *apply)
 	if (apply->checkpoint_high_key != NULL)
 	{
 		apply->high_key = apply->checkpoint_high_key;
-		apply->high_key_recorded = true;
+		ereport(DEBUG1,
+				(errmsg("materialization \"%s\": the source's rows above "
+						"%s, the target's highest key, go first (from its "
+						"checkpoint)",
+						apply->name, apply->high_key)));
 		return;
 	}
 	col = list_nth(apply->columns, i);
@@ -1738,12 +1730,6 @@ high_key_collect(Apply *apply)
 	RemoteFailure failure;
 	PGresult *res;
 
-	if (apply->high_key_recorded)
-		ereport(DEBUG1,
-				(errmsg("materialization \"%s\": the source's rows above "
-						"%s, the target's highest key, go first (from its "
-						"checkpoint)",
-						apply->name, apply->high_key)));
 	if (!apply->high_key_asked)
 		return;
 	apply->high_key_asked = false;
@@ -1895,7 +1881,7 @@ redshift_fdw_mat_load_poll(PG_FUNCTION_ARGS)
 	{
 		MemoryContext old = MemoryContextSwitchTo(polling_context);
 
-		pipeline_poll(polling_apply, POLL_NOW);
+		pipeline_poll(polling_apply, false);
 		MemoryContextSwitchTo(old);
 	}
 	PG_RETURN_BOOL(true);
@@ -1995,7 +1981,7 @@ stage_changes(Apply *apply)
 	for (k = 0; k < NUM_STREAMS; k++)
 		apply->streams[k].manifest =
 			stage_writer_finish(apply->streams[k].writer);
-	pipeline_poll(apply, POLL_FINISH);
+	pipeline_poll(apply, true);
 	apply->rows = 0;
 	apply->bytes = 0;
 	for (k = 0; k < NUM_STREAMS; k++)
@@ -2414,12 +2400,11 @@ upload_while_busy(Apply *apply)
 /*
  * Keep Redshift loading while staging goes on: once the COPY sent last is
  * done, COPY the files staged since then (uploading the file being
- * written early when nothing else waits).  POLL_FLUSH uploads the files
- * being written first, whatever their size; POLL_FINISH (staging is done)
- * waits until every file is loaded.
+ * written early when nothing else waits).  With finish (staging is done),
+ * wait until every file is loaded.
  */
 static void
-pipeline_poll(Apply *apply, PollMode mode)
+pipeline_poll(Apply *apply, bool finish)
 {
 	while (apply->pipelined)
 	{
@@ -2432,13 +2417,9 @@ pipeline_poll(Apply *apply, PollMode mode)
 		{
 			PGresult *res;
 
-			if (mode != POLL_FINISH &&
+			if (!finish &&
 				!redshift_result_ready(apply->conn, apply->in_flight_display))
 			{
-				if (mode == POLL_FLUSH)
-					for (k = 0; k < NUM_STREAMS; k++)
-						(void) stage_writer_rollover(apply->streams[k].writer,
-													 0);
 				upload_while_busy(apply);
 				return;
 			}
@@ -2451,14 +2432,11 @@ pipeline_poll(Apply *apply, PollMode mode)
 			}
 			PQclear(res);
 		}
-		if (mode == POLL_FLUSH)
-			for (k = 0; k < NUM_STREAMS; k++)
-				(void) stage_writer_rollover(apply->streams[k].writer, 0);
 		for (k = 0; k < NUM_STREAMS && next == NULL; k++)
 			if (apply->streams[k].loaded <
 				stage_writer_files(apply->streams[k].writer))
 				next = &apply->streams[k];
-		for (k = 0; k < NUM_STREAMS && next == NULL && mode == POLL_NOW; k++)
+		for (k = 0; k < NUM_STREAMS && next == NULL && !finish; k++)
 			if (stage_writer_rollover(apply->streams[k].writer,
 									  PIPELINE_MIN_FILE_BYTES))
 				next = &apply->streams[k];
@@ -2486,9 +2464,25 @@ pipeline_poll(Apply *apply, PollMode mode)
 							apply->in_flight_display, 0, NULL);
 		apply->in_flight = true;
 		apply->pipelined_copies++;
-		if (mode != POLL_FINISH)
+		if (!finish)
 			return;
 	}
+}
+
+/*
+ * Upload everything staged, whatever its size, and COPY it if Redshift is
+ * idle: the changes query's pass over the log follows (see the 'F' row).
+ */
+static void
+pipeline_flush(Apply *apply)
+{
+	int k;
+
+	if (!apply->pipelined)
+		return;
+	for (k = 0; k < NUM_STREAMS; k++)
+		(void) stage_writer_rollover(apply->streams[k].writer, 0);
+	pipeline_poll(apply, false);
 }
 
 /*

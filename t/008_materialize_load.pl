@@ -190,29 +190,32 @@ like($msgs, qr/the source's rows above 50, the target's highest key, go first/, 
 like($msgs, qr/Load into table 'fresh' completed, 10 record/, 'whose new keys go straight into the table');
 equal('fresh', 'fresh', 'after a reload and new keys: Redshift equals the source');
 
+# A sync of one new key (id) where the apply must ask Redshift for the
+# highest key (above): the row goes in once; returns the messages.
+sub sync_asking
+{
+	my ($id, $above, $case) = @_;
+	sql(qq{INSERT INTO fresh VALUES ($id, '$case', $id, now())});
+	my ($rows, $msgs) = sync_debug('fresh');
+	is($rows, '1', "$case: the sync loads the new row");
+	like($msgs, qr/the source's rows above $above, the target's highest key, go first\n/,
+		"$case: the apply asks Redshift");
+	is(backing_sql("SELECT count(*) - count(DISTINCT id) FROM $schema.fresh"), '0', "$case: no key twice");
+	equal('fresh', 'fresh', "$case: Redshift equals the source");
+	return $msgs;
+}
+
 # A checkpoint table an earlier version made has no high_key column: the
 # apply adds it, asks Redshift for the highest key, and records it
 backing_sql("ALTER TABLE $schema.redshift_fdw_checkpoints DROP COLUMN high_key");
-sql(q{INSERT INTO fresh VALUES (61, 'after the column', 61, now())});
-($rows, $msgs) = sync_debug('fresh');
-is($rows, '1', 'a checkpoint table without high_key: the sync works');
-like($msgs, qr/the source's rows above 60, the target's highest key, go first\n/,
-	'a checkpoint table without high_key: the apply asks Redshift');
+sync_asking(61, 60, 'a checkpoint table without high_key');
 is(high_key('fresh'), '61', 'a checkpoint table without high_key: the column is back, with the key');
-equal('fresh', 'fresh', 'after the high_key column came back: Redshift equals the source');
 
 # A recorded key counts only with the snapshot it was recorded with: a
 # version that does not keep it moves the snapshot and leaves the key (as
 # low as 1 here: trusted, every row above it would go in again)
 backing_sql("UPDATE $schema.redshift_fdw_checkpoints SET high_key = '1', high_key_snapshot = '1:1:' WHERE name = 'fresh'");
-sql(q{INSERT INTO fresh VALUES (62, 'after a stale key', 62, now())});
-($rows, $msgs) = sync_debug('fresh');
-is($rows, '1', 'a key recorded with another snapshot: one new row');
-like($msgs, qr/the source's rows above 61, the target's highest key, go first\n/,
-	'a key recorded with another snapshot: the apply asks Redshift');
-is(backing_sql("SELECT count(*) - count(DISTINCT id) FROM $schema.fresh"), '0',
-	'a key recorded with another snapshot: no key twice');
-equal('fresh', 'fresh', 'after a stale recorded key: Redshift equals the source');
+sync_asking(62, 61, 'a key recorded with another snapshot');
 
 # A checkpoint table of another user, without the columns of high keys:
 # they cannot be added, and applies go on without them
@@ -220,14 +223,9 @@ backing_sql("ALTER TABLE $schema.redshift_fdw_checkpoints DROP COLUMN high_key;
              ALTER TABLE $schema.redshift_fdw_checkpoints DROP COLUMN high_key_snapshot;
              ALTER TABLE $schema.redshift_fdw_checkpoints OWNER TO CURRENT_USER;
              GRANT SELECT, INSERT, UPDATE ON $schema.redshift_fdw_checkpoints TO $ENV{RS_USER}");
-sql(q{INSERT INTO fresh VALUES (63, 'not the owner', 63, now())});
-($rows, $msgs) = sync_debug('fresh');
-is($rows, '1', 'a checkpoint table of another user: the sync works');
+$msgs = sync_asking(63, 62, 'a checkpoint table of another user');
 like($msgs, qr/redshift_fdw_checkpoints has no column of high keys, and they could not be added: .*owner/,
 	'a checkpoint table of another user: the columns could not be added');
-like($msgs, qr/the source's rows above 62, the target's highest key, go first\n/,
-	'a checkpoint table of another user: the apply asks Redshift');
-equal('fresh', 'fresh', 'with a checkpoint table of another user: Redshift equals the source');
 backing_sql("ALTER TABLE $schema.redshift_fdw_checkpoints OWNER TO $ENV{RS_USER}");
 sql(q{INSERT INTO fresh VALUES (64, 'owner again', 64, now())});
 is(sql("SELECT redshift_fdw.sync('fresh')"), '1', 'the owner again: the sync works');
